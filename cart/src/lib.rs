@@ -1,0 +1,1 @@
+//! cart (work in progress).

@@ -1,0 +1,1 @@
+//! Raw libfabric bindings (filled in by the cart work).

@@ -1,0 +1,1 @@
+//! Library half of the daos-rs tools: argument grammars and report formatting, unit-testable.

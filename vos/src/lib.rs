@@ -1,0 +1,1 @@
+//! vos (work in progress).
