@@ -167,7 +167,8 @@ impl serde::Serialize for Der {
 impl<'de> serde::Deserialize<'de> for Der {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        Der::from_name(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown error name {s}")))
+        Der::from_name(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown error name {s}")))
     }
 }
 

@@ -155,7 +155,10 @@ mod tests {
             .as_nanos() as u64
             - HLC_START_SEC * 1_000_000_000;
         let diff = wall.abs_diff(hlc_to_nsec(t));
-        assert!(diff < 1_000_000_000, "hlc {t:#x} is {diff} ns from wall clock");
+        assert!(
+            diff < 1_000_000_000,
+            "hlc {t:#x} is {diff} ns from wall clock"
+        );
     }
 
     #[test]
@@ -192,7 +195,10 @@ mod tests {
                 std::thread::spawn(move || (0..10_000).map(|_| c.now()).collect::<Vec<_>>())
             })
             .collect();
-        let mut all: Vec<u64> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        let mut all: Vec<u64> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
         let n = all.len();
         all.sort_unstable();
         all.dedup();

@@ -112,7 +112,9 @@ impl ChildGuard {
 
     /// Non-blocking exit check.
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Sends a signal (e.g. `libc::SIGKILL`).
