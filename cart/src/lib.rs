@@ -1,1 +1,4 @@
-//! cart (work in progress).
+//! cart: the fabric RPC + bulk layer of daos-rs (DAOS CaRT analogue) over libfabric.
+#![deny(unsafe_code)]
+
+pub mod transport;

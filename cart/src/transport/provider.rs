@@ -1,0 +1,122 @@
+//! Provider names and quirks in one table (Mercury's `NA_OFI_PROV_TYPES`): every provider-specific
+//! decision in the ofi transport reads this table instead of comparing strings.
+
+/// A fabric provider known to cart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// `ofi+tcp;ofi_rxm` (default; `ofi+tcp` is accepted as its alias).
+    TcpRxm,
+    /// `ofi+shm` (same host only).
+    Shm,
+    /// `ofi+verbs;ofi_rxm` (compiles and is selectable; needs RDMA hardware).
+    VerbsRxm,
+}
+
+/// Quirks and defaults of one provider.
+#[derive(Debug, Clone, Copy)]
+pub struct ProviderCaps {
+    /// Which one.
+    pub provider: Provider,
+    /// The DAOS `D_PROVIDER` spelling.
+    pub daos_name: &'static str,
+    /// Other accepted spellings.
+    pub aliases: &'static [&'static str],
+    /// The libfabric provider name for `fabric_attr->prov_name`.
+    pub fi_name: &'static str,
+    /// The CQ supports `FI_WAIT_FD` (shm does not: poll with back-off).
+    pub wait_fd: bool,
+    /// Needs a node address + `FI_SOURCE` to bind (tcp: "127.0.0.1" for loopback, else the first NIC).
+    pub source_node: bool,
+    /// Listens on a port (`D_PORT` applies, consecutive per context).
+    pub uses_port: bool,
+    /// Default `D_INTERFACE`.
+    pub default_interface: Option<&'static str>,
+    /// The libfabric domain name to ask for when the interface is `lo` (tcp names domains by NIC).
+    pub domain_is_interface: bool,
+}
+
+/// The table. Order = preference when nothing is configured (first entry is the default).
+pub const PROVIDERS: &[ProviderCaps] = &[
+    ProviderCaps {
+        provider: Provider::TcpRxm,
+        daos_name: "ofi+tcp;ofi_rxm",
+        aliases: &["ofi+tcp", "tcp", "tcp;ofi_rxm"],
+        fi_name: "tcp;ofi_rxm",
+        wait_fd: true,
+        source_node: true,
+        uses_port: true,
+        default_interface: Some("lo"),
+        domain_is_interface: true,
+    },
+    ProviderCaps {
+        provider: Provider::Shm,
+        daos_name: "ofi+shm",
+        aliases: &["shm", "sm"],
+        fi_name: "shm",
+        wait_fd: false,
+        source_node: false,
+        uses_port: false,
+        default_interface: None,
+        domain_is_interface: false,
+    },
+    ProviderCaps {
+        provider: Provider::VerbsRxm,
+        daos_name: "ofi+verbs;ofi_rxm",
+        aliases: &["ofi+verbs", "verbs;ofi_rxm"],
+        fi_name: "verbs;ofi_rxm",
+        wait_fd: true,
+        source_node: true,
+        uses_port: true,
+        default_interface: None,
+        domain_is_interface: false,
+    },
+];
+
+impl Provider {
+    /// Parses a `D_PROVIDER` string (DAOS spelling or alias).
+    pub fn parse(s: &str) -> Option<Provider> {
+        let s = s.trim();
+        PROVIDERS
+            .iter()
+            .find(|c| c.daos_name == s || c.aliases.contains(&s))
+            .map(|c| c.provider)
+    }
+
+    /// This provider's row of the table.
+    pub fn caps(self) -> &'static ProviderCaps {
+        PROVIDERS
+            .iter()
+            .find(|c| c.provider == self)
+            .unwrap_or(&PROVIDERS[0])
+    }
+
+    /// The DAOS spelling.
+    pub fn name(self) -> &'static str {
+        self.caps().daos_name
+    }
+}
+
+impl Default for Provider {
+    fn default() -> Self {
+        PROVIDERS[0].provider
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daos_spellings_and_aliases() {
+        assert_eq!(Provider::parse("ofi+tcp;ofi_rxm"), Some(Provider::TcpRxm));
+        assert_eq!(Provider::parse("ofi+tcp"), Some(Provider::TcpRxm));
+        assert_eq!(Provider::parse("ofi+shm"), Some(Provider::Shm));
+        assert_eq!(
+            Provider::parse("ofi+verbs;ofi_rxm"),
+            Some(Provider::VerbsRxm)
+        );
+        assert_eq!(Provider::parse("ofi+cxi"), None);
+        assert_eq!(Provider::default(), Provider::TcpRxm);
+        assert!(!Provider::Shm.caps().wait_fd);
+    }
+}
