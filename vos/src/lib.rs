@@ -1,1 +1,54 @@
-//! vos (work in progress).
+//! vos: the per-target versioned object store of daos-rs, in DAOS's "metadata on SSD" mode.
+//!
+//! Data model (DAOS's): pool (one per target) → containers (uuid) → objects (128-bit oid) → dkeys →
+//! akeys → a single value or an array of fixed-size records addressed by extents; every update is
+//! at an epoch and a fetch at epoch `e` sees the newest version `<= e`; punches are tombstones at
+//! an epoch; holes in arrays read as zeros and are reported.
+//!
+//! Must not depend on: `cart`, `engine`, any async runtime. Only `daos-common` from the workspace.
+//!
+//! Modules:
+//! - [`types`]: public vocabulary (Oid, Recx, epochs, conditional flags, iods, anchors).
+//! - [`error`]: [`VosError`], mapped to `DER_*` through `DaosErrno`.
+//! - [`akey`] and [`index`]: the sans-IO metadata index (pure in-memory structs); every mutation is
+//!   an [`index::IndexOp`], which is also the WAL record body, so replay runs exactly what ran.
+//! - [`alloc`]: data-file extent allocator (VEA role), rebuilt from the index at open.
+//! - [`wal`]: WAL batch format and replay; [`ckpt`]: checkpoint and pool-header files.
+//! - [`pool`]: [`VosPool`], the durable store: group-commit flusher thread, reader thread.
+//! - [`uring`]: the crate's only `unsafe`: 4 KiB-aligned buffers and batched io_uring I/O.
+//! - [`completion`]: result slots that are both `Future`s and blockable.
+//! - [`config`]: DAOS storage classes (`ram`, `dcpm`, `file`, `kdev`, `nvme`) and pool parameters.
+//!
+//! Design decisions:
+//! - Metadata lives in DRAM; durability comes from the WAL (O_DIRECT + fdatasync through
+//!   io_uring) and checkpoints, as DAOS's MD-on-SSD. An update completes only after its WAL
+//!   batch is durable. Updates are applied to the index when queued (so later conditional checks
+//!   see them, as DAOS's in-memory VOS transaction does) and acknowledged when durable.
+//! - Group commit: one flusher thread writes everything queued while the previous flush ran in a
+//!   single WAL write + fdatasync. Values above `inline_threshold` are first written to the data
+//!   file (reserve → write → fdatasync → publish in the WAL record), so a replayed record never
+//!   points at unwritten data; freed extents return to the allocator only after the record that
+//!   frees them is durable.
+//! - See README.md in this crate for the on-disk format and the measurements behind the
+//!   thresholds.
+
+#![deny(unsafe_code)]
+
+pub mod akey;
+pub mod alloc;
+pub mod ckpt;
+pub mod completion;
+pub mod config;
+pub mod error;
+pub mod index;
+pub mod pool;
+pub mod types;
+#[allow(unsafe_code)]
+pub mod uring;
+pub mod wal;
+
+pub use completion::Completion;
+pub use config::{BdevClass, PoolConfig, ScmClass};
+pub use error::VosError;
+pub use pool::{RecoveryStats, VosPool};
+pub use types::*;

@@ -1,0 +1,174 @@
+//! Checkpoint and pool-header files.
+//!
+//! ```text
+//! ckpt.<gen 16 hex>  := magic "VCKP"(u32) version(u16) pad(u16) gen(u64) next_lsn(u64)
+//!                       body_len(u64) body_crc(u32) hdr_crc(u32 over bytes 0..36)  body = bincode(Index)
+//! pool.hdr           := magic "VPOL"(u32) version(u16) pad(u16) data_size(u64) scm_size(u64)
+//!                       inline_threshold(u64) hdr_crc(u32 over bytes 0..32)
+//! ```
+//! A checkpoint `ckpt.N` holds the index with every record of `wal.M` for `M < N` applied;
+//! recovery loads the highest-numbered checkpoint and replays `wal.N`. Checkpoints are written to
+//! a temp name, fsynced, renamed, and the directory fsynced, so a crash leaves either the old or
+//! the new one.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Result, VosError};
+use crate::index::Index;
+
+const CKPT_MAGIC: u32 = u32::from_le_bytes(*b"VCKP");
+const POOL_MAGIC: u32 = u32::from_le_bytes(*b"VPOL");
+const CKPT_HDR: usize = 40;
+
+pub fn ckpt_path(dir: &Path, gen: u64) -> PathBuf {
+    dir.join(format!("ckpt.{gen:016x}"))
+}
+pub fn wal_path(dir: &Path, gen: u64) -> PathBuf {
+    dir.join(format!("wal.{gen:016x}"))
+}
+
+fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4"))
+}
+fn le64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8"))
+}
+
+/// Encodes the index for a checkpoint (done under the pool lock; the write happens outside it).
+pub fn encode_index(index: &Index) -> Vec<u8> {
+    bincode::encode_to_vec(index, bincode::config::standard()).expect("encode to Vec cannot fail")
+}
+
+/// Writes `ckpt.<gen>` durably (temp + fsync + rename + dir fsync).
+pub fn write_ckpt(dir: &Path, gen: u64, next_lsn: u64, body: &[u8]) -> Result<()> {
+    let path = ckpt_path(dir, gen);
+    let tmp = dir.join(format!("ckpt.{gen:016x}.tmp"));
+    let mut h = [0u8; CKPT_HDR];
+    h[0..4].copy_from_slice(&CKPT_MAGIC.to_le_bytes());
+    h[4..6].copy_from_slice(&1u16.to_le_bytes());
+    h[8..16].copy_from_slice(&gen.to_le_bytes());
+    h[16..24].copy_from_slice(&next_lsn.to_le_bytes());
+    h[24..32].copy_from_slice(&(body.len() as u64).to_le_bytes());
+    h[32..36].copy_from_slice(&crc32c::crc32c(body).to_le_bytes());
+    let hc = crc32c::crc32c(&h[0..36]);
+    h[36..40].copy_from_slice(&hc.to_le_bytes());
+    let io = |e| VosError::io(&tmp, e);
+    let mut f = File::create(&tmp).map_err(io)?;
+    f.write_all(&h).map_err(io)?;
+    f.write_all(body).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(|e| VosError::io(&path, e))?;
+    sync_dir(dir)
+}
+
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| VosError::io(dir, e))
+}
+
+/// Reads and verifies `ckpt.<gen>`: returns the index and the next LSN.
+pub fn read_ckpt(dir: &Path, gen: u64) -> Result<(Index, u64)> {
+    let path = ckpt_path(dir, gen);
+    let b = std::fs::read(&path).map_err(|e| VosError::io(&path, e))?;
+    if b.len() < CKPT_HDR || le32(&b, 0) != CKPT_MAGIC {
+        return Err(VosError::corrupt(
+            &path,
+            "not a checkpoint (bad magic or too short)",
+        ));
+    }
+    if crc32c::crc32c(&b[0..36]) != le32(&b, 36) {
+        return Err(VosError::corrupt(
+            &path,
+            "checkpoint header checksum mismatch",
+        ));
+    }
+    if le64(&b, 8) != gen {
+        return Err(VosError::corrupt(
+            &path,
+            format!("header says generation {}", le64(&b, 8)),
+        ));
+    }
+    let next_lsn = le64(&b, 16);
+    let len = le64(&b, 24) as usize;
+    let body = b.get(CKPT_HDR..CKPT_HDR + len).ok_or_else(|| {
+        VosError::corrupt(
+            &path,
+            format!(
+                "truncated: body of {len} bytes, file has {}",
+                b.len() - CKPT_HDR
+            ),
+        )
+    })?;
+    if crc32c::crc32c(body) != le32(&b, 32) {
+        return Err(VosError::corrupt(
+            &path,
+            "checkpoint body checksum mismatch",
+        ));
+    }
+    let (index, _) = bincode::decode_from_slice(body, bincode::config::standard())
+        .map_err(|e| VosError::corrupt(&path, format!("undecodable index: {e}")))?;
+    Ok((index, next_lsn))
+}
+
+/// Generations of every `ckpt.*` file in `dir` (ignoring temp files), ascending.
+pub fn list_gens(dir: &Path, prefix: &str) -> Result<Vec<u64>> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(|e| VosError::io(dir, e))? {
+        let e = e.map_err(|e| VosError::io(dir, e))?;
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(hex) = name.strip_prefix(prefix) {
+            if hex.len() == 16 {
+                if let Ok(g) = u64::from_str_radix(hex, 16) {
+                    v.push(g);
+                }
+            }
+        }
+    }
+    v.sort_unstable();
+    Ok(v)
+}
+
+/// Fixed pool parameters stored at create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolHeader {
+    pub data_size: u64,
+    pub scm_size: u64,
+    pub inline_threshold: u64,
+}
+
+pub fn write_pool_header(path: &Path, h: &PoolHeader) -> Result<()> {
+    let mut b = [0u8; 36];
+    b[0..4].copy_from_slice(&POOL_MAGIC.to_le_bytes());
+    b[4..6].copy_from_slice(&1u16.to_le_bytes());
+    b[8..16].copy_from_slice(&h.data_size.to_le_bytes());
+    b[16..24].copy_from_slice(&h.scm_size.to_le_bytes());
+    b[24..32].copy_from_slice(&h.inline_threshold.to_le_bytes());
+    let c = crc32c::crc32c(&b[0..32]);
+    b[32..36].copy_from_slice(&c.to_le_bytes());
+    let io = |e| VosError::io(path, e);
+    let mut f = File::create(path).map_err(io)?;
+    f.write_all(&b).map_err(io)?;
+    f.sync_all().map_err(io)
+}
+
+pub fn read_pool_header(path: &Path) -> Result<PoolHeader> {
+    let b = std::fs::read(path).map_err(|e| VosError::io(path, e))?;
+    if b.len() != 36 || le32(&b, 0) != POOL_MAGIC {
+        return Err(VosError::corrupt(
+            path,
+            "not a vos pool header (bad magic or size)",
+        ));
+    }
+    if crc32c::crc32c(&b[0..32]) != le32(&b, 32) {
+        return Err(VosError::corrupt(path, "pool header checksum mismatch"));
+    }
+    Ok(PoolHeader {
+        data_size: le64(&b, 8),
+        scm_size: le64(&b, 16),
+        inline_threshold: le64(&b, 24),
+    })
+}

@@ -1,0 +1,131 @@
+//! Storage tiers as DAOS's `daos_server.yml` names them, and the pool parameters.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use crate::error::VosError;
+
+/// First tier (`storage[0].class`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScmClass {
+    /// tmpfs "memory file": metadata lives in DRAM; its WAL and checkpoints live on the bdev tier.
+    Ram,
+    /// Persistent memory through PMDK libpmem. Not built in this version.
+    Dcpm,
+}
+
+/// Second tier (`storage[1].class`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BdevClass {
+    /// A directory on a filesystem; files used with O_DIRECT through io_uring.
+    File,
+    /// A kernel block device. Not built in this version (needs a region layout on one device).
+    Kdev,
+    /// SPDK NVMe. SPDK is not available on this platform.
+    Nvme,
+}
+
+impl FromStr for ScmClass {
+    type Err = VosError;
+    fn from_str(s: &str) -> Result<Self, VosError> {
+        match s {
+            "ram" => Ok(ScmClass::Ram),
+            "dcpm" => Ok(ScmClass::Dcpm),
+            _ => Err(VosError::Invalid(format!(
+                "unknown scm class {s:?} (expected ram or dcpm)"
+            ))),
+        }
+    }
+}
+
+impl FromStr for BdevClass {
+    type Err = VosError;
+    fn from_str(s: &str) -> Result<Self, VosError> {
+        match s {
+            "file" => Ok(BdevClass::File),
+            "kdev" => Ok(BdevClass::Kdev),
+            "nvme" => Ok(BdevClass::Nvme),
+            _ => Err(VosError::Invalid(format!(
+                "unknown bdev class {s:?} (expected file, kdev or nvme)"
+            ))),
+        }
+    }
+}
+
+/// Everything needed to create or open a pool on one target.
+#[derive(Clone, Debug)]
+pub struct PoolConfig {
+    pub scm_class: ScmClass,
+    /// tmpfs mount (class ram) or pmem file directory (class dcpm).
+    pub scm_path: PathBuf,
+    /// Metadata budget in bytes (reported by space query).
+    pub scm_size: u64,
+    pub bdev_class: BdevClass,
+    /// Directory holding `pool.hdr`, `data`, `wal.*`, `ckpt.*` (class file).
+    pub bdev_path: PathBuf,
+    /// Data-file size in bytes, fixed at create.
+    pub data_size: u64,
+    /// Values larger than this go to the data file; smaller ones inline in the WAL.
+    pub inline_threshold: usize,
+    /// Write a checkpoint and start a new WAL once the WAL reaches this many bytes.
+    pub wal_checkpoint_bytes: u64,
+    /// WAL space is pre-zeroed in chunks of this size so fdatasync rarely changes file size.
+    pub wal_chunk: u64,
+}
+
+impl PoolConfig {
+    /// Defaults: ram + file, 1 GiB metadata budget, 1 GiB data file, 4 KiB inline threshold,
+    /// checkpoint every 256 MiB of WAL.
+    pub fn new(scm_path: impl Into<PathBuf>, bdev_path: impl Into<PathBuf>) -> Self {
+        PoolConfig {
+            scm_class: ScmClass::Ram,
+            scm_path: scm_path.into(),
+            scm_size: 1 << 30,
+            bdev_class: BdevClass::File,
+            bdev_path: bdev_path.into(),
+            data_size: 1 << 30,
+            inline_threshold: 4096,
+            wal_checkpoint_bytes: 256 << 20,
+            wal_chunk: 16 << 20,
+        }
+    }
+
+    /// Rejects classes this build cannot serve, with the reason.
+    pub fn validate(&self) -> Result<(), VosError> {
+        match self.scm_class {
+            ScmClass::Ram => {}
+            ScmClass::Dcpm => {
+                return Err(VosError::Unsupported {
+                    class: "dcpm",
+                    reason: "this build has no libpmem binding yet; use class ram (metadata in DRAM, WAL on the bdev)"
+                        .into(),
+                })
+            }
+        }
+        match self.bdev_class {
+            BdevClass::File => {}
+            BdevClass::Kdev => {
+                return Err(VosError::Unsupported {
+                    class: "kdev",
+                    reason: "raw block devices are not supported yet (no on-device region layout); use class file"
+                        .into(),
+                })
+            }
+            BdevClass::Nvme => {
+                return Err(VosError::Unsupported {
+                    class: "nvme",
+                    reason: "SPDK is not available on this platform (not packaged for Debian, no spdk-rs crate); \
+                             use class file (O_DIRECT + io_uring)"
+                        .into(),
+                })
+            }
+        }
+        if self.data_size < 4096 {
+            return Err(VosError::Invalid(format!(
+                "data_size {} is below one 4 KiB block",
+                self.data_size
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,965 @@
+//! [`VosPool`]: one target's store. Callers submit updates from any thread (or from one async
+//! engine loop with many in flight); a flusher thread group-commits everything queued since its
+//! last flush (data-file writes + fdatasync, then one WAL batch write + fdatasync) and completes
+//! the waiters; a reader thread serves data-file reads through its own io_uring.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use daos_common::ids::Uuid;
+use parking_lot::{Condvar, Mutex};
+
+use crate::akey::{DiskCopy, Payload};
+use crate::alloc::Allocator;
+use crate::ckpt::{self, PoolHeader};
+use crate::completion::{pair, Completer, Completion};
+use crate::config::PoolConfig;
+use crate::error::{Result, VosError};
+use crate::index::{Index, IndexOp, OpIod, OpValue};
+use crate::types::*;
+use crate::uring::{align_up, open_direct, AlignedBuf, IoOp, Ring};
+use crate::wal::BatchBuilder;
+
+/// What the last open found and how long it took.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RecoveryStats {
+    pub ckpt_gen: u64,
+    pub ckpt_bytes: u64,
+    pub wal_batches: u64,
+    pub wal_records: u64,
+    pub torn_bytes: u64,
+    pub akeys: usize,
+    pub elapsed: Duration,
+}
+
+/// A large value copied into an aligned buffer, with its crc32c.
+type Prepared = Option<(Arc<AlignedBuf>, u32)>;
+
+#[derive(Default)]
+struct Pending {
+    builder: BatchBuilder,
+    waiters: Vec<Completer<Result<()>>>,
+    data: Vec<(u64, Arc<AlignedBuf>)>,
+    frees: Vec<(u64, u64)>,
+}
+
+struct State {
+    index: Index,
+    alloc: Allocator,
+    pending: Pending,
+    inflight: HashMap<u64, Arc<AlignedBuf>>,
+    failed: Option<String>,
+    shutdown: bool,
+    ckpt_waiters: Vec<Completer<Result<()>>>,
+    next_lsn: u64,
+    wal_bytes: u64,
+}
+
+struct ReadJob {
+    out: Vec<Fetched>,
+    copies: Vec<DiskCopy>,
+    done: Completer<Result<Vec<Fetched>>>,
+}
+
+struct Shared {
+    dir: PathBuf,
+    data_path: PathBuf,
+    data: File,
+    st: Mutex<State>,
+    flush_cv: Condvar,
+    reads: Mutex<(Vec<ReadJob>, bool)>,
+    read_cv: Condvar,
+    hdr: PoolHeader,
+    /// Exclusive advisory lock on `pool.lock`, held while open.
+    _lock: File,
+    wal_ckpt_bytes: u64,
+    wal_chunk: u64,
+}
+
+/// One target's versioned object store. Dropping it (or [`VosPool::close`]) flushes what is queued.
+pub struct VosPool {
+    sh: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    recovery: RecoveryStats,
+}
+
+impl std::fmt::Debug for VosPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VosPool({})", self.sh.dir.display())
+    }
+}
+
+fn failed<T>(e: VosError) -> Completion<Result<T>> {
+    Completion::ready(Err(e))
+}
+
+impl VosPool {
+    /// Formats a new pool in `cfg.bdev_path` (created if missing) and opens it.
+    pub fn create(cfg: &PoolConfig) -> Result<VosPool> {
+        cfg.validate()?;
+        let dir = &cfg.bdev_path;
+        std::fs::create_dir_all(dir).map_err(|e| VosError::io(dir, e))?;
+        std::fs::create_dir_all(&cfg.scm_path).map_err(|e| VosError::io(&cfg.scm_path, e))?;
+        let hdr_path = dir.join("pool.hdr");
+        if hdr_path.exists() {
+            return Err(VosError::Pool {
+                path: dir.clone(),
+                reason: "a pool already exists here".into(),
+            });
+        }
+        let data_path = dir.join("data");
+        let f = File::create(&data_path).map_err(|e| VosError::io(&data_path, e))?;
+        f.set_len(cfg.data_size / 4096 * 4096)
+            .map_err(|e| VosError::io(&data_path, e))?;
+        f.sync_all().map_err(|e| VosError::io(&data_path, e))?;
+        ckpt::write_ckpt(dir, 1, 1, &ckpt::encode_index(&Index::default()))?;
+        let hdr = PoolHeader {
+            data_size: cfg.data_size / 4096 * 4096,
+            scm_size: cfg.scm_size,
+            inline_threshold: cfg.inline_threshold as u64,
+        };
+        ckpt::write_pool_header(&hdr_path, &hdr)?;
+        ckpt::sync_dir(dir)?;
+        tracing::info!(dir = %dir.display(), data_size = hdr.data_size, "vos pool created");
+        VosPool::open(cfg)
+    }
+
+    /// Opens an existing pool: loads the newest checkpoint, replays its WAL (discarding a torn
+    /// tail), rebuilds the allocator, starts the flusher and reader threads.
+    pub fn open(cfg: &PoolConfig) -> Result<VosPool> {
+        cfg.validate()?;
+        let t0 = Instant::now();
+        let dir = cfg.bdev_path.clone();
+        let hdr_path = dir.join("pool.hdr");
+        if !hdr_path.exists() {
+            return Err(VosError::Pool {
+                path: dir,
+                reason: "no pool here (pool.hdr missing); create it first".into(),
+            });
+        }
+        let hdr = ckpt::read_pool_header(&hdr_path)?;
+        let lock_path = dir.join("pool.lock");
+        let lock = File::create(&lock_path).map_err(|e| VosError::io(&lock_path, e))?;
+        if lock.try_lock().is_err() {
+            return Err(VosError::Pool {
+                path: dir,
+                reason: "pool is already open (pool.lock is held)".into(),
+            });
+        }
+        let gens = ckpt::list_gens(&dir, "ckpt.")?;
+        let Some(&gen) = gens.last() else {
+            return Err(VosError::corrupt(
+                dir.join("ckpt.*"),
+                "no checkpoint file in the pool directory",
+            ));
+        };
+        let (mut index, lsn0) = ckpt::read_ckpt(&dir, gen)?;
+        let ckpt_bytes = std::fs::metadata(ckpt::ckpt_path(&dir, gen))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let wal_path = ckpt::wal_path(&dir, gen);
+        let wal_data = match std::fs::read(&wal_path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(VosError::io(&wal_path, e)),
+        };
+        let info = crate::wal::scan(&wal_path, &wal_data, gen, lsn0, |op| {
+            index.apply(op);
+        })?;
+        // Zero whatever follows the valid log so a later replay can never see stale batches.
+        if wal_data.len() as u64 > info.end {
+            let f = open_direct(&wal_path, false).map_err(|e| VosError::io(&wal_path, e))?;
+            let zeros = AlignedBuf::zeroed((wal_data.len() as u64 - info.end) as usize);
+            let mut ring = Ring::new(4);
+            let res = ring.run(&mut [
+                IoOp::Write {
+                    file: &f,
+                    buf: zeros.as_slice(),
+                    off: info.end,
+                },
+                IoOp::Fdatasync { file: &f },
+            ]);
+            for r in res {
+                r.map_err(|e| VosError::io(&wal_path, e))?;
+            }
+        }
+        drop(wal_data);
+        for g in gens.iter().filter(|g| **g < gen) {
+            let _ = std::fs::remove_file(ckpt::ckpt_path(&dir, *g));
+        }
+        for g in ckpt::list_gens(&dir, "wal.")?
+            .into_iter()
+            .filter(|g| *g < gen)
+        {
+            let _ = std::fs::remove_file(ckpt::wal_path(&dir, g));
+        }
+        let alloc = Allocator::new(hdr.data_size, index.allocations());
+        let data_path = dir.join("data");
+        let data = open_direct(&data_path, false).map_err(|e| VosError::io(&data_path, e))?;
+        let wal = open_direct(&wal_path, true).map_err(|e| VosError::io(&wal_path, e))?;
+        let wal_len = wal
+            .metadata()
+            .map_err(|e| VosError::io(&wal_path, e))?
+            .len();
+        let recovery = RecoveryStats {
+            ckpt_gen: gen,
+            ckpt_bytes,
+            wal_batches: info.batches,
+            wal_records: info.records,
+            torn_bytes: info.torn_bytes,
+            akeys: index.akey_count(),
+            elapsed: t0.elapsed(),
+        };
+        tracing::info!(dir = %dir.display(), ?recovery, "vos pool opened");
+        let sh = Arc::new(Shared {
+            dir: dir.clone(),
+            data_path,
+            data,
+            st: Mutex::new(State {
+                index,
+                alloc,
+                pending: Pending::default(),
+                inflight: HashMap::new(),
+                failed: None,
+                shutdown: false,
+                ckpt_waiters: Vec::new(),
+                next_lsn: info.next_lsn,
+                wal_bytes: info.end,
+            }),
+            flush_cv: Condvar::new(),
+            reads: Mutex::new((Vec::new(), false)),
+            read_cv: Condvar::new(),
+            hdr,
+            _lock: lock,
+            wal_ckpt_bytes: cfg.wal_checkpoint_bytes,
+            wal_chunk: align_up(cfg.wal_chunk.max(4096)),
+        });
+        let mut fl = Flusher {
+            sh: sh.clone(),
+            ring: Ring::new(256),
+            wal,
+            wal_path,
+            gen,
+            pos: info.end,
+            alloc: wal_len,
+        };
+        let s2 = sh.clone();
+        let threads = vec![
+            std::thread::Builder::new()
+                .name("vos-flush".into())
+                .spawn(move || fl.run())
+                .map_err(|e| VosError::io(&dir, e))?,
+            std::thread::Builder::new()
+                .name("vos-read".into())
+                .spawn(move || reader(s2))
+                .map_err(|e| VosError::io(&dir, e))?,
+        ];
+        Ok(VosPool {
+            sh,
+            threads,
+            recovery,
+        })
+    }
+
+    /// What the open found (checkpoint generation, WAL records replayed, torn bytes, time).
+    pub fn recovery_stats(&self) -> RecoveryStats {
+        self.recovery
+    }
+
+    /// Flushes everything queued and stops the background threads.
+    pub fn close(mut self) -> Result<()> {
+        self.stop();
+        match self.sh.st.lock().failed.clone() {
+            Some(f) => Err(VosError::Failed(f)),
+            None => Ok(()),
+        }
+    }
+
+    fn stop(&mut self) {
+        self.sh.st.lock().shutdown = true;
+        self.sh.flush_cv.notify_all();
+        self.sh.reads.lock().1 = true;
+        self.sh.read_cv.notify_all();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+
+    /// Queues `op` (already validated) in the next WAL batch and applies it to the index.
+    fn log(
+        &self,
+        st: &mut State,
+        op: IndexOp,
+        data: Vec<(u64, Arc<AlignedBuf>)>,
+    ) -> Completion<Result<()>> {
+        st.pending.builder.push(&op);
+        for (off, b) in &data {
+            st.inflight.insert(*off, b.clone());
+        }
+        st.pending.data.extend(data);
+        let freed = st.index.apply(op);
+        st.pending
+            .frees
+            .extend(freed.iter().filter_map(|p| p.allocation()));
+        let (c, f) = pair();
+        st.pending.waiters.push(c);
+        self.sh.flush_cv.notify_one();
+        f
+    }
+
+    fn lock_ok(&self) -> Result<parking_lot::MutexGuard<'_, State>> {
+        let st = self.sh.st.lock();
+        if let Some(f) = &st.failed {
+            return Err(VosError::Failed(f.clone()));
+        }
+        if st.shutdown {
+            return Err(VosError::Shutdown);
+        }
+        Ok(st)
+    }
+
+    /// Creates a container. `DER_EXIST` if it exists.
+    pub fn cont_create(&self, cont: Uuid) -> Completion<Result<()>> {
+        let mut st = match self.lock_ok() {
+            Ok(s) => s,
+            Err(e) => return failed(e),
+        };
+        if st.index.has_container(cont.as_u128()) {
+            return failed(VosError::Exist {
+                what: format!("container {cont}"),
+            });
+        }
+        self.log(
+            &mut st,
+            IndexOp::ContCreate {
+                cont: cont.as_u128(),
+            },
+            Vec::new(),
+        )
+    }
+
+    /// Destroys a container and reclaims all of its space. `DER_NONEXIST` if missing.
+    pub fn cont_destroy(&self, cont: Uuid) -> Completion<Result<()>> {
+        let mut st = match self.lock_ok() {
+            Ok(s) => s,
+            Err(e) => return failed(e),
+        };
+        if !st.index.has_container(cont.as_u128()) {
+            return failed(VosError::Nonexist {
+                what: format!("container {cont}"),
+            });
+        }
+        self.log(
+            &mut st,
+            IndexOp::ContDestroy {
+                cont: cont.as_u128(),
+            },
+            Vec::new(),
+        )
+    }
+
+    /// Containers in this pool.
+    pub fn containers(&self) -> Vec<Uuid> {
+        self.sh
+            .st
+            .lock()
+            .index
+            .containers()
+            .into_iter()
+            .map(Uuid::from_u128)
+            .collect()
+    }
+
+    /// Updates `iods` under `dkey` at `epoch`; completes once durable. Conditional `flags` from
+    /// [`cond`]. Values above the inline threshold are written to the data file first.
+    pub fn update(
+        &self,
+        cont: Uuid,
+        oid: Oid,
+        epoch: Epoch,
+        flags: u64,
+        dkey: &[u8],
+        iods: Vec<UpdateIod>,
+    ) -> Completion<Result<()>> {
+        let thr = self.sh.hdr.inline_threshold as usize;
+        // Copy + checksum large values before taking the lock.
+        let big = |b: &Vec<u8>| {
+            (b.len() > thr).then(|| (Arc::new(AlignedBuf::from_slice(b)), crc32c::crc32c(b)))
+        };
+        let prepared: Vec<Vec<Prepared>> = iods
+            .iter()
+            .map(|i| match &i.value {
+                IodValue::Single(b) => vec![big(b)],
+                IodValue::Array { extents, .. } => extents.iter().map(|(_, b)| big(b)).collect(),
+            })
+            .collect();
+        let mut st = match self.lock_ok() {
+            Ok(s) => s,
+            Err(e) => return failed(e),
+        };
+        if let Err(e) = st
+            .index
+            .check_update(cont.as_u128(), oid, epoch, flags, dkey, &iods)
+        {
+            return failed(e);
+        }
+        let need: u64 = prepared
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|(b, _)| b.len() as u64)
+            .sum();
+        if need > st.alloc.free_bytes() {
+            return failed(VosError::NoSpace {
+                tier: "data file",
+                need,
+                free: st.alloc.free_bytes(),
+            });
+        }
+        let mut data = Vec::new();
+        let mut op_iods = Vec::with_capacity(iods.len());
+        for (iod, prep) in iods.into_iter().zip(prepared) {
+            let mut prep = prep.into_iter();
+            let mut place = |bytes: Vec<u8>, st: &mut State| -> Result<Payload> {
+                match prep.next().flatten() {
+                    None => Ok(Payload::Inline(bytes)),
+                    Some((buf, crc)) => {
+                        let free = st.alloc.free_bytes();
+                        let off = st
+                            .alloc
+                            .reserve(buf.len() as u64)
+                            .ok_or(VosError::NoSpace {
+                                tier: "data file (fragmented)",
+                                need: buf.len() as u64,
+                                free,
+                            })?;
+                        data.push((off, buf));
+                        Ok(Payload::Extent {
+                            off,
+                            len: bytes.len() as u32,
+                            crc,
+                        })
+                    }
+                }
+            };
+            let value = match iod.value {
+                IodValue::Single(b) => place(b, &mut st).map(OpValue::Single),
+                IodValue::Array { rsize, extents } => extents
+                    .into_iter()
+                    .map(|(r, b)| place(b, &mut st).map(|p| (r, p)))
+                    .collect::<Result<Vec<_>>>()
+                    .map(|exts| OpValue::Array { rsize, exts }),
+            };
+            match value {
+                Ok(value) => op_iods.push(OpIod {
+                    akey: iod.akey,
+                    value,
+                }),
+                Err(e) => {
+                    for (off, b) in &data {
+                        st.alloc.release(*off, b.len() as u64);
+                    }
+                    return failed(e);
+                }
+            }
+        }
+        let op = IndexOp::Update {
+            cont: cont.as_u128(),
+            oid: oid.as_u128(),
+            epoch,
+            dkey: dkey.to_vec(),
+            iods: op_iods,
+        };
+        self.log(&mut st, op, data)
+    }
+
+    /// Fetches `iods` under `dkey` as of `epoch`.
+    pub fn fetch(
+        &self,
+        cont: Uuid,
+        oid: Oid,
+        epoch: Epoch,
+        flags: u64,
+        dkey: &[u8],
+        iods: &[FetchIod],
+    ) -> Completion<Result<Vec<Fetched>>> {
+        let st = match self.lock_ok() {
+            Ok(s) => s,
+            Err(e) => return failed(e),
+        };
+        let (mut out, copies) = match st
+            .index
+            .fetch(cont.as_u128(), oid, epoch, flags, dkey, iods)
+        {
+            Ok(x) => x,
+            Err(e) => return failed(e),
+        };
+        let mut disk = Vec::new();
+        for c in copies {
+            match st.inflight.get(&c.ext_off) {
+                Some(b) => copy_out(&mut out, &c, b.as_slice()),
+                None => disk.push(c),
+            }
+        }
+        drop(st);
+        if disk.is_empty() {
+            return Completion::ready(Ok(out));
+        }
+        let (done, f) = pair();
+        self.sh.reads.lock().0.push(ReadJob {
+            out,
+            copies: disk,
+            done,
+        });
+        self.sh.read_cv.notify_one();
+        f
+    }
+
+    fn punch(
+        &self,
+        cont: Uuid,
+        oid: Oid,
+        epoch: Epoch,
+        dkey: Option<&[u8]>,
+        akey: Option<&[u8]>,
+    ) -> Completion<Result<()>> {
+        let mut st = match self.lock_ok() {
+            Ok(s) => s,
+            Err(e) => return failed(e),
+        };
+        if !st.index.has_container(cont.as_u128()) {
+            return failed(VosError::Nonexist {
+                what: format!("container {cont}"),
+            });
+        }
+        let op = IndexOp::Punch {
+            cont: cont.as_u128(),
+            oid: oid.as_u128(),
+            epoch,
+            dkey: dkey.map(|d| d.to_vec()),
+            akey: akey.map(|a| a.to_vec()),
+        };
+        self.log(&mut st, op, Vec::new())
+    }
+
+    /// Punches an object at `epoch`: fetches at `>= epoch` see nothing, earlier ones see the old data.
+    pub fn punch_object(&self, cont: Uuid, oid: Oid, epoch: Epoch) -> Completion<Result<()>> {
+        self.punch(cont, oid, epoch, None, None)
+    }
+    /// Punches one dkey at `epoch`.
+    pub fn punch_dkey(
+        &self,
+        cont: Uuid,
+        oid: Oid,
+        epoch: Epoch,
+        dkey: &[u8],
+    ) -> Completion<Result<()>> {
+        self.punch(cont, oid, epoch, Some(dkey), None)
+    }
+    /// Punches one akey at `epoch`.
+    pub fn punch_akey(
+        &self,
+        cont: Uuid,
+        oid: Oid,
+        epoch: Epoch,
+        dkey: &[u8],
+        akey: &[u8],
+    ) -> Completion<Result<()>> {
+        self.punch(cont, oid, epoch, Some(dkey), Some(akey))
+    }
+
+    /// Merges/discards versions no read at an epoch `>= upto` can see (`upto` = the oldest epoch
+    /// any snapshot still needs) and reclaims their data-file space.
+    pub fn aggregate(&self, cont: Uuid, upto: Epoch) -> Completion<Result<()>> {
+        let mut st = match self.lock_ok() {
+            Ok(s) => s,
+            Err(e) => return failed(e),
+        };
+        if !st.index.has_container(cont.as_u128()) {
+            return failed(VosError::Nonexist {
+                what: format!("container {cont}"),
+            });
+        }
+        self.log(
+            &mut st,
+            IndexOp::Aggregate {
+                cont: cont.as_u128(),
+                upto,
+            },
+            Vec::new(),
+        )
+    }
+
+    /// Removes every version and punch written in `epr` (aborted transactions).
+    pub fn discard(&self, cont: Uuid, epr: EpochRange) -> Completion<Result<()>> {
+        let mut st = match self.lock_ok() {
+            Ok(s) => s,
+            Err(e) => return failed(e),
+        };
+        if !st.index.has_container(cont.as_u128()) {
+            return failed(VosError::Nonexist {
+                what: format!("container {cont}"),
+            });
+        }
+        self.log(
+            &mut st,
+            IndexOp::Discard {
+                cont: cont.as_u128(),
+                lo: epr.lo,
+                hi: epr.hi,
+            },
+            Vec::new(),
+        )
+    }
+
+    /// Objects of a container with data in `epr`; at most `max` per call.
+    pub fn list_objects(
+        &self,
+        cont: Uuid,
+        epr: EpochRange,
+        anchor: &mut Anchor,
+        max: usize,
+    ) -> Result<Vec<Oid>> {
+        self.sh
+            .st
+            .lock()
+            .index
+            .list_objects(cont.as_u128(), epr, anchor, max)
+    }
+    /// Dkeys of an object with data in `epr`; at most `max` per call.
+    pub fn list_dkeys(
+        &self,
+        cont: Uuid,
+        oid: Oid,
+        epr: EpochRange,
+        anchor: &mut Anchor,
+        max: usize,
+    ) -> Result<Vec<Vec<u8>>> {
+        self.sh
+            .st
+            .lock()
+            .index
+            .list_dkeys(cont.as_u128(), oid, epr, anchor, max)
+    }
+    /// Akeys of a dkey with data in `epr`; at most `max` per call.
+    pub fn list_akeys(
+        &self,
+        cont: Uuid,
+        oid: Oid,
+        dkey: &[u8],
+        epr: EpochRange,
+        anchor: &mut Anchor,
+        max: usize,
+    ) -> Result<Vec<Vec<u8>>> {
+        self.sh
+            .st
+            .lock()
+            .index
+            .list_akeys(cont.as_u128(), oid, dkey, epr, anchor, max)
+    }
+    /// Visible array extents of an akey; at most `max` per call.
+    #[allow(clippy::too_many_arguments)]
+    pub fn list_recxs(
+        &self,
+        cont: Uuid,
+        oid: Oid,
+        dkey: &[u8],
+        akey: &[u8],
+        epr: EpochRange,
+        anchor: &mut Anchor,
+        max: usize,
+    ) -> Result<Vec<RecxEntry>> {
+        self.sh
+            .st
+            .lock()
+            .index
+            .list_recxs(cont.as_u128(), oid, dkey, akey, epr, anchor, max)
+    }
+
+    /// Space in use and total for metadata (DRAM, approximate) and the data file.
+    pub fn space(&self) -> SpaceInfo {
+        let st = self.sh.st.lock();
+        SpaceInfo {
+            meta_used: st.index.meta_bytes(),
+            meta_total: self.sh.hdr.scm_size,
+            data_used: st.alloc.used(),
+            data_total: st.alloc.total(),
+            wal_bytes: st.wal_bytes,
+        }
+    }
+
+    /// Writes a checkpoint now and starts a new WAL generation; completes when durable.
+    pub fn checkpoint(&self) -> Completion<Result<()>> {
+        let mut st = match self.lock_ok() {
+            Ok(s) => s,
+            Err(e) => return failed(e),
+        };
+        let (c, f) = pair();
+        st.ckpt_waiters.push(c);
+        self.sh.flush_cv.notify_one();
+        f
+    }
+}
+
+impl Drop for VosPool {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn copy_out(out: &mut [Fetched], c: &DiskCopy, src: &[u8]) {
+    let dst: &mut [u8] = match &mut out[c.iod] {
+        Fetched::Single(Some(v)) => v,
+        Fetched::Array { data, .. } => data,
+        Fetched::Single(None) => return,
+    };
+    dst[c.dst_off..c.dst_off + c.n].copy_from_slice(&src[c.src_off..c.src_off + c.n]);
+}
+
+/// The reader thread: batches queued fetch reads into one io_uring submission.
+fn reader(sh: Arc<Shared>) {
+    let mut ring = Ring::new(64);
+    loop {
+        let jobs = {
+            let mut q = sh.reads.lock();
+            while q.0.is_empty() && !q.1 {
+                sh.read_cv.wait(&mut q);
+            }
+            if q.0.is_empty() {
+                return;
+            }
+            std::mem::take(&mut q.0)
+        };
+        let mut exts: Vec<(u64, u32, u32)> = jobs
+            .iter()
+            .flat_map(|j| j.copies.iter().map(|c| (c.ext_off, c.ext_len, c.crc)))
+            .collect();
+        exts.sort_unstable();
+        exts.dedup();
+        let mut bufs: Vec<AlignedBuf> = exts
+            .iter()
+            .map(|e| AlignedBuf::zeroed(e.1 as usize))
+            .collect();
+        let mut ops: Vec<IoOp<'_>> = bufs
+            .iter_mut()
+            .zip(&exts)
+            .map(|(b, e)| IoOp::Read {
+                file: &sh.data,
+                buf: b.as_mut_slice(),
+                off: e.0,
+            })
+            .collect();
+        let res = ring.run(&mut ops);
+        drop(ops);
+        let status: Vec<Result<()>> = res
+            .into_iter()
+            .zip(&exts)
+            .zip(&bufs)
+            .map(|((r, e), b)| match r {
+                Err(err) => Err(VosError::io(&sh.data_path, err)),
+                Ok(_) if crc32c::crc32c(&b.as_slice()[..e.1 as usize]) != e.2 => {
+                    Err(VosError::Checksum {
+                        path: sh.data_path.clone(),
+                        offset: e.0,
+                        len: e.1,
+                    })
+                }
+                Ok(_) => Ok(()),
+            })
+            .collect();
+        for mut j in jobs {
+            let mut err = None;
+            for c in &j.copies {
+                let i = exts
+                    .binary_search(&(c.ext_off, c.ext_len, c.crc))
+                    .expect("extent listed");
+                match &status[i] {
+                    Ok(()) => copy_out(&mut j.out, c, bufs[i].as_slice()),
+                    Err(e) => {
+                        err = Some(match e {
+                            VosError::Checksum { path, offset, len } => VosError::Checksum {
+                                path: path.clone(),
+                                offset: *offset,
+                                len: *len,
+                            },
+                            other => VosError::Failed(other.to_string()),
+                        });
+                        break;
+                    }
+                }
+            }
+            j.done.complete(match err {
+                Some(e) => Err(e),
+                None => Ok(j.out),
+            });
+        }
+    }
+}
+
+/// The flusher thread's state: it alone writes the WAL and the data file.
+struct Flusher {
+    sh: Arc<Shared>,
+    ring: Ring,
+    wal: File,
+    wal_path: PathBuf,
+    gen: u64,
+    /// Where the next batch goes.
+    pos: u64,
+    /// Bytes of the WAL file already allocated (pre-zeroed).
+    alloc: u64,
+}
+
+impl Flusher {
+    fn run(&mut self) {
+        let zeros = AlignedBuf::zeroed(self.sh.wal_chunk as usize);
+        loop {
+            let (batch, lsn_first, ckpt_body, ckpt_waiters, next_lsn) = {
+                let mut st = self.sh.st.lock();
+                while st.pending.builder.is_empty() && st.ckpt_waiters.is_empty() && !st.shutdown {
+                    self.sh.flush_cv.wait(&mut st);
+                }
+                if st.pending.builder.is_empty() && st.ckpt_waiters.is_empty() {
+                    return; // shutdown with nothing queued
+                }
+                let batch = std::mem::take(&mut st.pending);
+                let lsn_first = st.next_lsn;
+                st.next_lsn += batch.builder.nrec() as u64;
+                let due = self.pos + batch.builder.disk_len() > self.sh.wal_ckpt_bytes
+                    || !st.ckpt_waiters.is_empty();
+                let body = (due && st.failed.is_none()).then(|| ckpt::encode_index(&st.index));
+                (
+                    batch,
+                    lsn_first,
+                    body,
+                    std::mem::take(&mut st.ckpt_waiters),
+                    st.next_lsn,
+                )
+            };
+            let res = if batch.builder.is_empty() {
+                Ok(())
+            } else {
+                self.write_batch(&batch, lsn_first, &zeros)
+            };
+            {
+                let mut st = self.sh.st.lock();
+                if let Err(e) = &res {
+                    tracing::error!(error = %e, "WAL flush failed; pool is now failed");
+                    st.failed.get_or_insert_with(|| e.to_string());
+                } else {
+                    for (off, len) in &batch.frees {
+                        st.alloc.release(*off, *len);
+                    }
+                    st.wal_bytes = self.pos;
+                }
+                for (off, _) in &batch.data {
+                    st.inflight.remove(off);
+                }
+            }
+            let err = |e: &VosError| VosError::Failed(e.to_string());
+            for w in batch.waiters {
+                w.complete(res.as_ref().map(|_| ()).map_err(err));
+            }
+            if let Some(body) = ckpt_body {
+                let r = if res.is_ok() {
+                    self.checkpoint(&body, next_lsn)
+                } else {
+                    res.as_ref().map(|_| ()).map_err(err)
+                };
+                if let Err(e) = &r {
+                    self.sh
+                        .st
+                        .lock()
+                        .failed
+                        .get_or_insert_with(|| e.to_string());
+                }
+                for w in ckpt_waiters {
+                    w.complete(r.as_ref().map(|_| ()).map_err(err));
+                }
+            }
+        }
+    }
+
+    fn write_batch(&mut self, batch: &Pending, lsn_first: u64, zeros: &AlignedBuf) -> Result<()> {
+        if !batch.data.is_empty() {
+            let mut ops: Vec<IoOp<'_>> = batch
+                .data
+                .iter()
+                .map(|(off, b)| IoOp::Write {
+                    file: &self.sh.data,
+                    buf: b.as_slice(),
+                    off: *off,
+                })
+                .collect();
+            ops.push(IoOp::Fdatasync {
+                file: &self.sh.data,
+            });
+            for r in self.ring.run(&mut ops) {
+                r.map_err(|e| VosError::io(&self.sh.data_path, e))?;
+            }
+        }
+        let buf = batch.builder.seal(self.gen, lsn_first);
+        let mut ops = Vec::new();
+        while self.pos + buf.len() as u64 > self.alloc {
+            ops.push(IoOp::Write {
+                file: &self.wal,
+                buf: zeros.as_slice(),
+                off: self.alloc,
+            });
+            self.alloc += zeros.len() as u64;
+        }
+        ops.push(IoOp::Write {
+            file: &self.wal,
+            buf: buf.as_slice(),
+            off: self.pos,
+        });
+        ops.push(IoOp::Fdatasync { file: &self.wal });
+        for r in self.ring.run(&mut ops) {
+            r.map_err(|e| VosError::io(&self.wal_path, e))?;
+        }
+        self.pos += buf.len() as u64;
+        Ok(())
+    }
+
+    /// Writes `ckpt.<gen+1>` (covering every record so far), switches to `wal.<gen+1>`, removes
+    /// the previous generation.
+    fn checkpoint(&mut self, body: &[u8], next_lsn: u64) -> Result<()> {
+        let dir = self.sh.dir.clone();
+        let new_gen = self.gen + 1;
+        let t0 = Instant::now();
+        ckpt::write_ckpt(&dir, new_gen, next_lsn, body)?;
+        let path = ckpt::wal_path(&dir, new_gen);
+        let wal = open_direct(&path, true).map_err(|e| VosError::io(&path, e))?;
+        ckpt::sync_dir(&dir)?;
+        let old = (
+            ckpt::ckpt_path(&dir, self.gen),
+            std::mem::replace(&mut self.wal_path, path),
+        );
+        self.wal = wal;
+        self.gen = new_gen;
+        self.pos = 0;
+        self.alloc = 0;
+        let _ = std::fs::remove_file(&old.0);
+        let _ = std::fs::remove_file(&old.1);
+        self.sh.st.lock().wal_bytes = 0;
+        tracing::info!(
+            gen = new_gen,
+            bytes = body.len(),
+            ms = t0.elapsed().as_millis() as u64,
+            "checkpoint written"
+        );
+        Ok(())
+    }
+}
+
+/// The directory a pool lives in (for tools that inspect files).
+pub fn pool_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}

@@ -1,0 +1,164 @@
+//! Public vocabulary: object ids, epochs, extents, conditional flags, I/O descriptors, anchors.
+
+use bincode::{Decode, Encode};
+
+/// A 64-bit epoch (HLC timestamp). A fetch at epoch `e` sees the newest version `<= e`.
+pub type Epoch = u64;
+
+/// Largest epoch: "now and forever" for fetches.
+pub const EPOCH_MAX: Epoch = u64::MAX;
+
+/// A 128-bit object id (DAOS `daos_obj_id_t {hi, lo}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
+pub struct Oid {
+    pub hi: u64,
+    pub lo: u64,
+}
+
+impl Oid {
+    pub const fn new(hi: u64, lo: u64) -> Self {
+        Oid { hi, lo }
+    }
+    pub(crate) fn as_u128(self) -> u128 {
+        ((self.hi as u128) << 64) | self.lo as u128
+    }
+    pub(crate) fn from_u128(v: u128) -> Self {
+        Oid {
+            hi: (v >> 64) as u64,
+            lo: v as u64,
+        }
+    }
+}
+
+/// An array extent: `nr` records starting at record index `idx` (DAOS `daos_recx_t`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
+pub struct Recx {
+    pub idx: u64,
+    pub nr: u64,
+}
+
+impl Recx {
+    pub const fn new(idx: u64, nr: u64) -> Self {
+        Recx { idx, nr }
+    }
+    pub(crate) fn end(&self) -> u64 {
+        self.idx + self.nr
+    }
+}
+
+/// Inclusive epoch range for enumeration and discard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EpochRange {
+    pub lo: Epoch,
+    pub hi: Epoch,
+}
+
+impl EpochRange {
+    pub const ALL: EpochRange = EpochRange {
+        lo: 0,
+        hi: EPOCH_MAX,
+    };
+    pub const fn new(lo: Epoch, hi: Epoch) -> Self {
+        EpochRange { lo, hi }
+    }
+}
+
+/// Conditional flags, DAOS values (`daos_api.h` `DAOS_COND_*`).
+pub mod cond {
+    /// Update fails with `DER_EXIST` if the dkey exists.
+    pub const DKEY_INSERT: u64 = 2;
+    /// Update fails with `DER_NONEXIST` unless the dkey exists.
+    pub const DKEY_UPDATE: u64 = 4;
+    /// Fetch fails with `DER_NONEXIST` unless the dkey exists.
+    pub const DKEY_FETCH: u64 = 8;
+    /// Update fails with `DER_EXIST` if an akey exists.
+    pub const AKEY_INSERT: u64 = 16;
+    /// Update fails with `DER_NONEXIST` unless the akey exists.
+    pub const AKEY_UPDATE: u64 = 32;
+    /// Fetch fails with `DER_NONEXIST` unless the akey exists.
+    pub const AKEY_FETCH: u64 = 64;
+}
+
+/// The value part of one update descriptor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IodValue {
+    /// A single value, replaced whole.
+    Single(Vec<u8>),
+    /// Array extents of `rsize`-byte records; each buffer holds exactly `recx.nr * rsize` bytes.
+    Array {
+        rsize: u32,
+        extents: Vec<(Recx, Vec<u8>)>,
+    },
+}
+
+/// One akey of an update (DAOS `daos_iod_t` + its sgl).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpdateIod {
+    pub akey: Vec<u8>,
+    pub value: IodValue,
+}
+
+/// One akey of a fetch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FetchIod {
+    Single {
+        akey: Vec<u8>,
+    },
+    Array {
+        akey: Vec<u8>,
+        rsize: u32,
+        recxs: Vec<Recx>,
+    },
+}
+
+impl FetchIod {
+    pub fn akey(&self) -> &[u8] {
+        match self {
+            FetchIod::Single { akey } | FetchIod::Array { akey, .. } => akey,
+        }
+    }
+}
+
+/// Result for one fetch descriptor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fetched {
+    /// The newest visible single value, or `None` if nothing is visible.
+    Single(Option<Vec<u8>>),
+    /// Requested records concatenated in request order; holes read as zeros and are listed.
+    Array { data: Vec<u8>, holes: Vec<Recx> },
+}
+
+/// Opaque enumeration position. Start with [`Anchor::default`], stop when [`Anchor::is_eof`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Anchor {
+    pub(crate) pos: Option<Vec<u8>>,
+    pub(crate) eof: bool,
+}
+
+impl Anchor {
+    pub fn is_eof(&self) -> bool {
+        self.eof
+    }
+}
+
+/// One visible array extent returned by recx enumeration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecxEntry {
+    pub recx: Recx,
+    pub epoch: Epoch,
+}
+
+/// Space usage of a pool (bytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SpaceInfo {
+    /// Approximate DRAM metadata in use (keys, version records, inline values).
+    pub meta_used: u64,
+    /// Metadata budget (`scm_size`).
+    pub meta_total: u64,
+    /// Data-file bytes allocated to values.
+    pub data_used: u64,
+    /// Data-file size.
+    pub data_total: u64,
+    /// Bytes in the current write-ahead log.
+    pub wal_bytes: u64,
+}
