@@ -276,10 +276,9 @@ impl Index {
                 match (dkey, akey) {
                     (None, _) => add_punch(c.obj_punch.entry(oid).or_default(), epoch),
                     (Some(d), None) => add_punch(c.dkey_punch.entry((oid, d)).or_default(), epoch),
+                    // A punch of a key never written still hides older updates that arrive later.
                     (Some(d), Some(a)) => {
-                        if let Some(e) = c.akeys.get_mut(&(oid, d, a)) {
-                            add_punch(&mut e.punches, epoch);
-                        }
+                        add_punch(&mut c.akeys.entry((oid, d, a)).or_default().punches, epoch)
                     }
                 }
             }

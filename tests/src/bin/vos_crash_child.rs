@@ -1,0 +1,53 @@
+//! Child for the vos crash test: opens (or creates) a pool, then updates forever with 8 in
+//! flight, printing `ACK <round> <i>` once each update is durable. The parent SIGKILLs it.
+//! Values are a pure function of (round, i), so the parent can check exact bytes.
+
+use vos::{IodValue, Oid, PoolConfig, UpdateIod, VosPool};
+
+/// The value written for update `i` of `round`: sizes cross the 4 KiB inline threshold.
+pub fn value(round: u64, i: u64) -> Vec<u8> {
+    let len = match i % 4 {
+        0 => 17,
+        1 => 3000,
+        2 => 9000,
+        _ => 70_000,
+    } + (round as usize % 7);
+    (0..len)
+        .map(|k| (k as u64 ^ (round * 131 + i * 7)) as u8)
+        .collect()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = std::path::PathBuf::from(&args[1]);
+    let round: u64 = args[2].parse().expect("round");
+    let mut cfg = PoolConfig::new(dir.join("scm"), dir.join("bdev"));
+    cfg.data_size = 256 << 20;
+    cfg.wal_chunk = 1 << 20;
+    cfg.wal_checkpoint_bytes = 2 << 20; // checkpoints happen during the run, and get killed too
+    let cont = daos_common::ids::Uuid::from_u128(42);
+    let pool = if cfg.bdev_path.join("pool.hdr").exists() {
+        VosPool::open(&cfg).expect("open")
+    } else {
+        let p = VosPool::create(&cfg).expect("create");
+        p.cont_create(cont).wait().expect("cont");
+        p
+    };
+    println!("READY");
+    let mut inflight = std::collections::VecDeque::new();
+    for i in 0.. {
+        let iod = UpdateIod {
+            akey: b"v".to_vec(),
+            value: IodValue::Single(value(round, i)),
+        };
+        inflight.push_back((
+            i,
+            pool.update(cont, Oid::new(round, i), round + 1, 0, b"d", vec![iod]),
+        ));
+        if inflight.len() >= 8 {
+            let (j, f) = inflight.pop_front().expect("non-empty");
+            f.wait().expect("update");
+            println!("ACK {round} {j}");
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! Model-based test: random operation sequences against a naive in-memory model of DAOS's data
+//! model (every version kept, visibility computed by brute force), with close + reopen (recovery)
+//! at random points, checkpoints and aggregation.
+
+mod common;
+
+use proptest::prelude::*;
+use uuid::Uuid;
+use vos::*;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Single {
+        o: u8,
+        d: u8,
+        a: u8,
+        e: u64,
+        len: usize,
+        fill: u8,
+    },
+    Array {
+        o: u8,
+        d: u8,
+        e: u64,
+        idx: u64,
+        nr: u64,
+        fill: u8,
+    },
+    PunchObj {
+        o: u8,
+        e: u64,
+    },
+    PunchDkey {
+        o: u8,
+        d: u8,
+        e: u64,
+    },
+    PunchAkey {
+        o: u8,
+        d: u8,
+        a: u8,
+        e: u64,
+    },
+    Reopen,
+    Checkpoint,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0..2u8, 0..2u8, 0..2u8, 1..20u64, prop_oneof![1..64usize, 4000..9000usize], any::<u8>())
+            .prop_map(|(o, d, a, e, len, fill)| Op::Single { o, d, a, e, len, fill }),
+        3 => (0..2u8, 0..2u8, 1..20u64, 0..12u64, 1..6u64, any::<u8>())
+            .prop_map(|(o, d, e, idx, nr, fill)| Op::Array { o, d, e, idx, nr, fill }),
+        1 => (0..2u8, 1..20u64).prop_map(|(o, e)| Op::PunchObj { o, e }),
+        1 => (0..2u8, 0..2u8, 1..20u64).prop_map(|(o, d, e)| Op::PunchDkey { o, d, e }),
+        1 => (0..2u8, 0..2u8, 0..2u8, 1..20u64).prop_map(|(o, d, a, e)| Op::PunchAkey { o, d, a, e }),
+        1 => Just(Op::Reopen),
+        1 => Just(Op::Checkpoint),
+    ]
+}
+
+/// The model: the op log itself; reads scan it.
+#[derive(Default)]
+struct Model {
+    log: Vec<Op>,
+}
+
+impl Model {
+    fn floor(&self, o: u8, d: u8, a: Option<u8>, e: u64) -> u64 {
+        self.log
+            .iter()
+            .filter_map(|op| match *op {
+                Op::PunchObj { o: po, e: pe } if po == o && pe <= e => Some(pe),
+                Op::PunchDkey {
+                    o: po,
+                    d: pd,
+                    e: pe,
+                } if po == o && pd == d && pe <= e => Some(pe),
+                Op::PunchAkey {
+                    o: po,
+                    d: pd,
+                    a: pa,
+                    e: pe,
+                } if po == o && pd == d && Some(pa) == a && pe <= e => Some(pe),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn single(&self, o: u8, d: u8, a: u8, e: u64) -> Option<Vec<u8>> {
+        let f = self.floor(o, d, Some(a), e);
+        let mut best: Option<(u64, Vec<u8>)> = None;
+        for op in &self.log {
+            if let Op::Single {
+                o: so,
+                d: sd,
+                a: sa,
+                e: se,
+                len,
+                fill,
+            } = *op
+            {
+                if so == o
+                    && sd == d
+                    && sa == a
+                    && se <= e
+                    && se > f
+                    && best.as_ref().is_none_or(|b| se >= b.0)
+                {
+                    best = Some((se, vec![fill; len]));
+                }
+            }
+        }
+        best.map(|b| b.1)
+    }
+
+    fn array(&self, o: u8, d: u8, e: u64) -> (Vec<u8>, Vec<bool>) {
+        let f = self.floor(o, d, Some(AKEY_ARR), e);
+        let mut data = vec![0u8; 20];
+        let mut best = [0u64; 20];
+        let mut set = vec![false; 20];
+        for op in &self.log {
+            if let Op::Array {
+                o: so,
+                d: sd,
+                e: se,
+                idx,
+                nr,
+                fill,
+            } = *op
+            {
+                if so == o && sd == d && se <= e && se > f {
+                    for i in idx..idx + nr {
+                        if !set[i as usize] || se >= best[i as usize] {
+                            data[i as usize] = fill;
+                            best[i as usize] = se;
+                            set[i as usize] = true;
+                        }
+                    }
+                }
+            }
+        }
+        (data, set)
+    }
+}
+
+const AKEY_ARR: u8 = 9;
+
+fn akey(a: u8) -> Vec<u8> {
+    vec![b'a', a]
+}
+
+fn check(p: &VosPool, m: &Model, c: Uuid) {
+    for o in 0..2u8 {
+        for d in 0..2u8 {
+            for e in [1u64, 5, 10, 15, 19, 25] {
+                let mut iods: Vec<FetchIod> = (0..2u8)
+                    .map(|a| FetchIod::Single { akey: akey(a) })
+                    .collect();
+                iods.push(FetchIod::Array {
+                    akey: akey(AKEY_ARR),
+                    rsize: 1,
+                    recxs: vec![Recx::new(0, 20)],
+                });
+                let got = p
+                    .fetch(c, Oid::new(0, o as u64), e, 0, &[d], &iods)
+                    .wait()
+                    .unwrap();
+                for a in 0..2u8 {
+                    assert_eq!(
+                        got[a as usize],
+                        Fetched::Single(m.single(o, d, a, e)),
+                        "o{o} d{d} a{a} e{e}"
+                    );
+                }
+                let (data, set) = m.array(o, d, e);
+                let Fetched::Array { data: gd, holes } = &got[2] else {
+                    panic!()
+                };
+                assert_eq!(gd, &data, "array o{o} d{d} e{e}");
+                let hole_n: u64 = holes.iter().map(|h| h.nr).sum();
+                assert_eq!(
+                    hole_n,
+                    set.iter().filter(|s| !**s).count() as u64,
+                    "holes o{o} d{d} e{e}: {holes:?}"
+                );
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, max_shrink_iters: 200, ..ProptestConfig::default() })]
+    #[test]
+    fn store_matches_model(ops in proptest::collection::vec(op(), 1..40)) {
+        let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+        let cfg = common::cfg(dir.path());
+        let mut p = VosPool::create(&cfg).unwrap();
+        let c = Uuid::from_u128(5);
+        p.cont_create(c).wait().unwrap();
+        let mut m = Model::default();
+        for op in ops {
+            match op.clone() {
+                Op::Single { o, d, a, e, len, fill } => {
+                    let iod = UpdateIod { akey: akey(a), value: IodValue::Single(vec![fill; len]) };
+                    p.update(c, Oid::new(0, o as u64), e, 0, &[d], vec![iod]).wait().unwrap();
+                }
+                Op::Array { o, d, e, idx, nr, fill } => {
+                    let iod = UpdateIod { akey: akey(AKEY_ARR), value: IodValue::Array { rsize: 1, extents: vec![(Recx::new(idx, nr), vec![fill; nr as usize])] } };
+                    p.update(c, Oid::new(0, o as u64), e, 0, &[d], vec![iod]).wait().unwrap();
+                }
+                Op::PunchObj { o, e } => p.punch_object(c, Oid::new(0, o as u64), e).wait().unwrap(),
+                Op::PunchDkey { o, d, e } => p.punch_dkey(c, Oid::new(0, o as u64), e, &[d]).wait().unwrap(),
+                Op::PunchAkey { o, d, a, e } => p.punch_akey(c, Oid::new(0, o as u64), e, &[d], &akey(a)).wait().unwrap(),
+                Op::Reopen => {
+                    p.close().unwrap();
+                    p = VosPool::open(&cfg).unwrap();
+                }
+                Op::Checkpoint => p.checkpoint().wait().unwrap(),
+            }
+            if !matches!(op, Op::Reopen | Op::Checkpoint) {
+                m.log.push(op);
+            }
+        }
+        check(&p, &m, c);
+        p.close().unwrap();
+        let p = VosPool::open(&cfg).unwrap();
+        check(&p, &m, c);
+        // Aggregation at 12 must not change what reads at >= 12 see.
+        p.aggregate(c, 12).wait().unwrap();
+        for o in 0..2u8 { for d in 0..2u8 { for e in [12u64, 19, 25] {
+            for a in 0..2u8 {
+                let got = p.fetch(c, Oid::new(0, o as u64), e, 0, &[d], &[FetchIod::Single { akey: akey(a) }]).wait().unwrap();
+                prop_assert_eq!(&got[0], &Fetched::Single(m.single(o, d, a, e)));
+            }
+            let got = p.fetch(c, Oid::new(0, o as u64), e, 0, &[d], &[FetchIod::Array { akey: akey(AKEY_ARR), rsize: 1, recxs: vec![Recx::new(0, 20)] }]).wait().unwrap();
+            let Fetched::Array { data, .. } = &got[0] else { panic!() };
+            prop_assert_eq!(data, &m.array(o, d, e).0);
+        }}}
+    }
+}
