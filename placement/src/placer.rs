@@ -1,0 +1,410 @@
+//! The jump map: a pool map compiled for one view, plus the scratch bitmaps of one layout computation.
+//!
+//! Per shard the walk goes root -> ... -> target. At each level the child is `jump(key, n)` over the
+//! parent's active children; a child that is blocked (target already used by the object, fault domain
+//! already used by the shard's group, or — when remapping — without an available target) re-keys with
+//! CRC and retries. A child already used by the object is only *soft*-blocked: the used bits of a parent's
+//! children are reset when all of them are used, so shards spread as widely as possible. When a parent
+//! has no eligible child at all it is marked blocked and the walk restarts from the root with a new key.
+//!
+//! Shards are placed first over all active components regardless of failures; shards that landed on a
+//! failed target are then re-placed in fseq order with a second key under the same rules, so every other
+//! shard stays where it was and fallbacks spread over the whole pool.
+
+use crate::bits::Bits;
+use crate::error::{PlacementError, Result};
+use crate::hash::{jump, oid_key, rekey, subkey};
+use crate::pool_map::PoolMap;
+use crate::state::CompState;
+
+/// Which components placement sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum View {
+    /// Where I/O goes now: NEW (and UP-while-extending) skipped, so the hash runs over the pre-extension
+    /// bucket count; DRAIN is up; UP-while-reintegrating and DOWN/DOWNOUT are down.
+    Io,
+    /// Where data must end up once the pending change completes: NEW and UP included and up; DRAIN,
+    /// DOWN and DOWNOUT down.
+    Rebuild,
+}
+
+impl View {
+    fn active(self, state: CompState, fseq: u32) -> bool {
+        match self {
+            View::Io => !(state == CompState::New || state == CompState::Up && fseq == 0),
+            View::Rebuild => true,
+        }
+    }
+
+    fn available(self, state: CompState, fseq: u32) -> bool {
+        match self {
+            View::Io => matches!(state, CompState::UpIn | CompState::Drain),
+            View::Rebuild => {
+                matches!(state, CompState::UpIn | CompState::Up)
+                    || state == CompState::New && fseq == 0
+            }
+        }
+    }
+}
+
+/// Sentinel target for a shard no target could take (DAOS `-1`).
+pub const NO_TARGET: u32 = u32::MAX;
+
+/// Rekey attempts by jump hash before scanning a parent's children.
+const MAX_TRIES: u32 = 24;
+/// Safety cap on walk restarts.
+const MAX_RESTARTS: u32 = 100_000;
+/// Salt of the second (failure remap) key.
+const REMAP_SALT: u64 = 0x7265_6d61_7073_6861;
+
+/// One compiled level: components in walk order (children of a parent contiguous).
+#[derive(Debug, Clone, Default)]
+struct Level {
+    /// Original index in the pool map level.
+    orig: Vec<u32>,
+    /// Compiled parent index.
+    parent: Vec<u32>,
+    /// Range of active children in the next level.
+    child_start: Vec<u32>,
+    child_cnt: Vec<u32>,
+    /// Has at least one available target beneath (or is one).
+    avail: Vec<bool>,
+}
+
+/// A pool map compiled for one [`View`], with reusable scratch. `layout` is a pure function of
+/// (oid, class in the oid, map, view); the scratch only avoids allocation.
+#[derive(Debug, Clone)]
+pub struct Placer {
+    view: View,
+    version: u32,
+    levels: Vec<Level>,
+    fault_level: usize,
+    /// Per compiled target: pool target id, rank, pool domain index, fseq.
+    tgt_id: Vec<u32>,
+    tgt_rank: Vec<u32>,
+    tgt_domain: Vec<u32>,
+    tgt_fseq: Vec<u32>,
+    /// Compiled fault-domain index of each compiled target.
+    tgt_fdom: Vec<u32>,
+    fault_domains_avail: u32,
+    // scratch
+    used: Vec<Bits>,
+    full: Vec<Bits>,
+    grp: Vec<Bits>,
+    failed: Vec<(u32, u32)>,
+    pending: Vec<bool>,
+}
+
+impl Placer {
+    /// Compile `map` for `view`.
+    pub fn new(map: &PoolMap, view: View) -> Result<Placer> {
+        let nl = map.levels.len();
+        let t = nl - 1;
+        // Original children lists and activity, bottom-up.
+        let mut children: Vec<Vec<Vec<u32>>> = map
+            .levels
+            .iter()
+            .map(|l| vec![Vec::new(); l.len()])
+            .collect();
+        for l in 1..nl {
+            for (i, c) in map.levels[l].iter().enumerate() {
+                children[l - 1][c.parent as usize].push(i as u32);
+            }
+        }
+        let mut active: Vec<Vec<bool>> = Vec::with_capacity(nl);
+        let mut avail: Vec<Vec<bool>> = Vec::with_capacity(nl);
+        for _ in 0..nl {
+            active.push(Vec::new());
+            avail.push(Vec::new());
+        }
+        active[t] = map.levels[t]
+            .iter()
+            .map(|c| view.active(c.state, c.fseq))
+            .collect();
+        avail[t] = map.levels[t]
+            .iter()
+            .zip(&active[t])
+            .map(|(c, &a)| a && view.available(c.state, c.fseq))
+            .collect();
+        for l in (0..t).rev() {
+            let (below_act, below_av) = (&active[l + 1], &avail[l + 1]);
+            let act: Vec<bool> = map.levels[l]
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    (l == 0 || view.active(c.state, c.fseq))
+                        && children[l][i].iter().any(|&k| below_act[k as usize])
+                })
+                .collect();
+            let av: Vec<bool> = (0..map.levels[l].len())
+                .map(|i| act[i] && children[l][i].iter().any(|&k| below_av[k as usize]))
+                .collect();
+            active[l] = act;
+            avail[l] = av;
+        }
+        if !active[0][0] {
+            return Err(PlacementError::NoTargets(map.version));
+        }
+        // Compile breadth-first so that each parent's active children are contiguous.
+        let mut levels: Vec<Level> = vec![Level::default(); nl];
+        levels[0].orig.push(0);
+        levels[0].parent.push(0);
+        levels[0].avail.push(avail[0][0]);
+        for l in 0..t {
+            let (upper, lower) = levels.split_at_mut(l + 1);
+            let (cur, next) = (&mut upper[l], &mut lower[0]);
+            for ci in 0..cur.orig.len() {
+                let o = cur.orig[ci] as usize;
+                cur.child_start.push(next.orig.len() as u32);
+                for &k in &children[l][o] {
+                    if active[l + 1][k as usize] {
+                        next.orig.push(k);
+                        next.parent.push(ci as u32);
+                        next.avail.push(avail[l + 1][k as usize]);
+                    }
+                }
+                cur.child_cnt
+                    .push(next.orig.len() as u32 - cur.child_start[ci]);
+            }
+        }
+        let fault_level = map.node_level();
+        let nt = levels[t].orig.len();
+        let mut tgt_fdom = Vec::with_capacity(nt);
+        for ct in 0..nt {
+            let mut c = ct as u32;
+            for l in (fault_level + 1..=t).rev() {
+                c = levels[l].parent[c as usize];
+            }
+            tgt_fdom.push(c);
+        }
+        let tgt_id: Vec<u32> = levels[t].orig.clone();
+        let tgt_rank = tgt_id.iter().map(|&id| map.target_rank(id)).collect();
+        let tgt_domain = tgt_id.iter().map(|&id| map.target_domain(id)).collect();
+        let tgt_fseq = tgt_id
+            .iter()
+            .map(|&id| map.targets()[id as usize].fseq)
+            .collect();
+        let fault_domains_avail = levels[fault_level].avail.iter().filter(|&&a| a).count() as u32;
+        let used = levels.iter().map(|l| Bits::new(l.orig.len())).collect();
+        let full = levels.iter().map(|l| Bits::new(l.orig.len())).collect();
+        let grp = levels.iter().map(|l| Bits::new(l.orig.len())).collect();
+        Ok(Placer {
+            view,
+            version: map.version,
+            levels,
+            fault_level,
+            tgt_id,
+            tgt_rank,
+            tgt_domain,
+            tgt_fseq,
+            tgt_fdom,
+            fault_domains_avail,
+            used,
+            full,
+            grp,
+            failed: Vec::new(),
+            pending: Vec::new(),
+        })
+    }
+
+    /// The view this placer was compiled for.
+    pub fn view(&self) -> View {
+        self.view
+    }
+
+    /// Map version this placer was compiled from.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// Fault domains that hold at least one available target in this view.
+    pub fn available_domains(&self) -> u32 {
+        self.fault_domains_avail
+    }
+
+    /// Number of targets hashed over in this view.
+    pub fn active_targets(&self) -> u32 {
+        self.tgt_id.len() as u32
+    }
+
+    /// Pool target id, rank, pool domain index and fseq of compiled target `ct`.
+    #[inline]
+    pub(crate) fn target_info(&self, ct: u32) -> (u32, u32, u32, u32) {
+        let c = ct as usize;
+        (
+            self.tgt_id[c],
+            self.tgt_rank[c],
+            self.tgt_domain[c],
+            self.tgt_fseq[c],
+        )
+    }
+
+    fn clear_scratch(&mut self) {
+        for b in self
+            .used
+            .iter_mut()
+            .chain(self.full.iter_mut())
+            .chain(self.grp.iter_mut())
+        {
+            b.clear();
+        }
+    }
+
+    fn clear_grp(&mut self) {
+        for b in self.grp.iter_mut() {
+            b.clear();
+        }
+    }
+
+    /// Record that the object now has a shard on compiled target `ct`.
+    #[inline]
+    fn mark(&mut self, ct: u32) {
+        let t = self.levels.len() - 1;
+        self.full[t].set(ct);
+        let mut c = ct;
+        for l in (1..=t).rev() {
+            self.used[l].set(c);
+            c = self.levels[l].parent[c as usize];
+        }
+        let fd = self.tgt_fdom[ct as usize];
+        self.grp[self.fault_level].set(fd);
+    }
+
+    /// Walk from the root for one shard; returns a compiled target or `NO_TARGET`.
+    fn walk(&mut self, mut key: u64, remap: bool) -> u32 {
+        let t = self.levels.len() - 1;
+        let fl = self.fault_level;
+        'restart: for restart in 0..MAX_RESTARTS {
+            let mut p = 0u32;
+            for l in 1..=t {
+                let up = &self.levels[l - 1];
+                let (start, n) = (up.child_start[p as usize], up.child_cnt[p as usize]);
+                let lvl = &self.levels[l];
+                let (full, grp, used) = (&self.full[l], &self.grp[l], &self.used[l]);
+                let ok = |c: u32| {
+                    !full.get(c) && (l > fl || !grp.get(c)) && (!remap || lvl.avail[c as usize])
+                };
+                let pref = |c: u32| ok(c) && (l == t || !used.get(c));
+                let mut k = subkey(key, l as u64);
+                let mut pick = None;
+                for attempt in 0..MAX_TRIES {
+                    let c = start + jump(k, n);
+                    if pref(c) {
+                        pick = Some(c);
+                        break;
+                    }
+                    k = rekey(k, attempt as u64);
+                }
+                let c = match pick {
+                    Some(c) => c,
+                    None => {
+                        let n_ok = (start..start + n).filter(|&c| ok(c)).count() as u32;
+                        if n_ok == 0 {
+                            let grp_blocked = l <= fl && (start..start + n).any(|c| grp.get(c));
+                            if l == 1 {
+                                if remap && !self.levels[0].avail[0] {
+                                    return NO_TARGET;
+                                }
+                                // The whole pool is exhausted for this shard: first let the group share
+                                // domains, then let the object reuse targets.
+                                if self.grp.iter().any(|b| b.any()) {
+                                    self.clear_grp();
+                                } else {
+                                    for b in self.full.iter_mut() {
+                                        b.clear();
+                                    }
+                                }
+                            } else if grp_blocked {
+                                self.grp[l - 1].set(p);
+                            } else {
+                                self.full[l - 1].set(p);
+                            }
+                            key = rekey(key, 0x1_0000 + restart as u64);
+                            continue 'restart;
+                        }
+                        let mut n_pref = (start..start + n).filter(|&c| pref(c)).count() as u32;
+                        if n_pref == 0 {
+                            // Level exhausted under this parent: reset its used bits.
+                            self.used[l].clear_range(start, n);
+                            n_pref = n_ok;
+                        }
+                        let used = &self.used[l];
+                        let pref = |c: u32| ok(c) && (l == t || !used.get(c));
+                        let nth = jump(k, n_pref);
+                        match (start..start + n).filter(|&c| pref(c)).nth(nth as usize) {
+                            Some(c) => c,
+                            None => return NO_TARGET,
+                        }
+                    }
+                };
+                p = c;
+            }
+            return p;
+        }
+        NO_TARGET
+    }
+
+    /// Compute the layout of an object of `grp_nr` groups of `grp_size` shards into `out` as compiled
+    /// target indices (`NO_TARGET` if none), with a parallel "remapped" flag vector.
+    pub(crate) fn place(
+        &mut self,
+        hi: u64,
+        lo: u64,
+        grp_size: u32,
+        grp_nr: u32,
+        out: &mut Vec<(u32, bool)>,
+    ) {
+        out.clear();
+        self.clear_scratch();
+        self.failed.clear();
+        let key = oid_key(hi, lo);
+        let tl = self.levels.len() - 1;
+        for g in 0..grp_nr {
+            self.clear_grp();
+            for s in 0..grp_size {
+                let idx = g * grp_size + s;
+                let ct = self.walk(subkey(key, idx as u64 + 1), false);
+                if ct != NO_TARGET {
+                    self.mark(ct);
+                    if !self.levels[tl].avail[ct as usize] {
+                        self.failed.push((self.tgt_fseq[ct as usize], idx));
+                    }
+                }
+                out.push((ct, false));
+            }
+        }
+        if self.failed.is_empty() {
+            return;
+        }
+        self.failed.sort_unstable();
+        self.pending.clear();
+        self.pending.resize(out.len(), false);
+        for &(_, idx) in &self.failed {
+            self.pending[idx as usize] = true;
+        }
+        let failed = std::mem::take(&mut self.failed);
+        for &(_, idx) in &failed {
+            let g = idx / grp_size;
+            self.clear_grp();
+            for j in g * grp_size..(g + 1) * grp_size {
+                let ct = out[j as usize].0;
+                if j != idx && !self.pending[j as usize] && ct != NO_TARGET {
+                    let fd = self.tgt_fdom[ct as usize];
+                    self.grp[self.fault_level].set(fd);
+                }
+            }
+            let ct = self.walk(subkey(key ^ REMAP_SALT, idx as u64 + 1), true);
+            if ct != NO_TARGET {
+                self.mark(ct);
+            }
+            out[idx as usize] = (ct, true);
+            self.pending[idx as usize] = false;
+        }
+        self.failed = failed;
+    }
+
+    /// Pool-wide id of every compiled target, so callers can index per-target arrays.
+    pub fn target_ids(&self) -> &[u32] {
+        &self.tgt_id
+    }
+}
