@@ -1,0 +1,434 @@
+//! vos_perf: like DAOS's `vos_perf`, drives one target's vos pool directly (no network) and puts
+//! `fio` on the same bdev path, same size and queue depth, beside it in the same run.
+//!
+//! ```text
+//! vos_perf --scm /dev/shm/x --bdev /var/tmp/x --objects 1000 --dkeys 1 --akeys 1 --size 4k \
+//!          --type single --ops update,fetch --queue-depth 16 [--json]
+//! vos_perf --scm /dev/shm/x --bdev /var/tmp/x --recovery 1000000 [--json]
+//! ```
+
+mod fio;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Parser;
+use daos_common::ids::Uuid;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+use vos::{FetchIod, Fetched, IodValue, Oid, PoolConfig, Recx, UpdateIod, VosPool};
+
+#[derive(Parser, Debug)]
+#[command(about = "vos benchmark with a fio anchor on the same bdev path")]
+struct Args {
+    /// scm tier path (class ram: a tmpfs directory; metadata is held in DRAM).
+    #[arg(long)]
+    scm: PathBuf,
+    /// bdev tier path (class file: a directory; WAL, data file and checkpoints go here).
+    #[arg(long)]
+    bdev: PathBuf,
+    #[arg(long, default_value_t = 1000)]
+    objects: u64,
+    #[arg(long, default_value_t = 1)]
+    dkeys: u64,
+    #[arg(long, default_value_t = 1)]
+    akeys: u64,
+    /// Value size: bytes, or with k/m suffix (64, 4k, 1m).
+    #[arg(long, default_value = "4k")]
+    size: String,
+    /// single or array (array: 1-byte records, one extent covering the value).
+    #[arg(long = "type", default_value = "single")]
+    kind: String,
+    /// Comma-separated: update, fetch.
+    #[arg(long, default_value = "update,fetch")]
+    ops: String,
+    #[arg(long, default_value_t = 16)]
+    queue_depth: usize,
+    /// Values larger than this go to the data file (default 4096).
+    #[arg(long, default_value_t = 4096)]
+    inline_threshold: usize,
+    /// Skip the fio anchor.
+    #[arg(long)]
+    no_fio: bool,
+    /// Recovery mode: write N objects (one 64 B value each), close, reopen, print recovery_s.
+    #[arg(long)]
+    recovery: Option<u64>,
+    /// In recovery mode, write a checkpoint before closing (recovery then loads it instead of
+    /// replaying the whole WAL).
+    #[arg(long)]
+    checkpoint: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim().to_ascii_lowercase();
+    let (num, mul) = match s.chars().last() {
+        Some('k') => (&s[..s.len() - 1], 1024),
+        Some('m') => (&s[..s.len() - 1], 1 << 20),
+        Some('g') => (&s[..s.len() - 1], 1 << 30),
+        _ => (&s[..], 1),
+    };
+    num.parse::<u64>()
+        .map(|n| n * mul)
+        .map_err(|_| format!("bad size {s:?} (expected e.g. 64, 4k, 1m)"))
+}
+
+fn bar(len: u64, hidden: bool, msg: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    if hidden || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        pb.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    pb.set_style(
+        ProgressStyle::with_template("{msg:>8} [{bar:40}] {pos}/{len} {per_sec}")
+            .expect("template"),
+    );
+    pb.set_message(msg.to_string());
+    pb
+}
+
+struct CaseResult {
+    ops: u64,
+    secs: f64,
+    lat_us: Vec<f64>,
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Keeps `qd` operations in flight on a current-thread runtime; returns per-op latencies.
+fn drive<F, Fut>(total: u64, qd: usize, pb: &ProgressBar, op: F) -> Result<CaseResult, String>
+where
+    F: Fn(u64) -> Fut + Clone + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + 'static,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let next = Arc::new(AtomicU64::new(0));
+    let t0 = Instant::now();
+    let lats = rt.block_on(async {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let mut hs = Vec::new();
+                for _ in 0..qd {
+                    let (next, op, pb) = (next.clone(), op.clone(), pb.clone());
+                    hs.push(tokio::task::spawn_local(async move {
+                        let mut lat = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            if i >= total {
+                                return Ok::<_, String>(lat);
+                            }
+                            let t = Instant::now();
+                            op(i).await?;
+                            lat.push(t.elapsed().as_secs_f64() * 1e6);
+                            pb.inc(1);
+                        }
+                    }));
+                }
+                let mut all = Vec::new();
+                for h in hs {
+                    all.extend(h.await.map_err(|e| e.to_string())??);
+                }
+                Ok::<_, String>(all)
+            })
+            .await
+    })?;
+    Ok(CaseResult {
+        ops: total,
+        secs: t0.elapsed().as_secs_f64(),
+        lat_us: lats,
+    })
+}
+
+fn key(i: u64, dkeys: u64, akeys: u64) -> (Oid, Vec<u8>, Vec<u8>) {
+    let a = i % akeys;
+    let d = (i / akeys) % dkeys;
+    let o = i / (akeys * dkeys);
+    (
+        Oid::new(0, o),
+        format!("dkey{d}").into_bytes(),
+        format!("akey{a}").into_bytes(),
+    )
+}
+
+fn pool_config(args: &Args, dir: &std::path::Path, data_size: u64) -> PoolConfig {
+    let mut cfg = PoolConfig::new(args.scm.join("vos_perf_scm"), dir);
+    cfg.data_size = data_size;
+    cfg.inline_threshold = args.inline_threshold;
+    cfg
+}
+
+fn fresh_dir(args: &Args) -> Result<PathBuf, String> {
+    let dir = args.bdev.join("vos_perf_pool");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    Ok(dir)
+}
+
+fn recovery(args: &Args, n: u64) -> Result<serde_json::Value, String> {
+    let dir = fresh_dir(args)?;
+    let mut cfg = pool_config(args, &dir, 64 << 20);
+    cfg.wal_checkpoint_bytes = u64::MAX; // one WAL, unless --checkpoint
+    let pool = Arc::new(VosPool::create(&cfg).map_err(|e| e.to_string())?);
+    let cont = Uuid::from_u128(1);
+    pool.cont_create(cont).wait().map_err(|e| e.to_string())?;
+    let pb = bar(n, args.json, "write");
+    let p2 = pool.clone();
+    let w = drive(n, args.queue_depth.max(64), &pb, move |i| {
+        let f = p2.update(
+            cont,
+            Oid::new(0, i),
+            1,
+            0,
+            b"d",
+            vec![UpdateIod {
+                akey: b"a".to_vec(),
+                value: IodValue::Single(vec![i as u8; 64]),
+            }],
+        );
+        async move { f.await.map_err(|e| e.to_string()) }
+    })?;
+    pb.finish_and_clear();
+    if args.checkpoint {
+        pool.checkpoint().wait().map_err(|e| e.to_string())?;
+    }
+    let pool = Arc::try_unwrap(pool).map_err(|_| "pool still shared".to_string())?;
+    pool.close().map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    let pool = VosPool::open(&cfg).map_err(|e| e.to_string())?;
+    let secs = t0.elapsed().as_secs_f64();
+    let st = pool.recovery_stats();
+    let probe = pool
+        .fetch(
+            cont,
+            Oid::new(0, n - 1),
+            1,
+            0,
+            b"d",
+            &[FetchIod::Single {
+                akey: b"a".to_vec(),
+            }],
+        )
+        .wait();
+    if probe.map_err(|e| e.to_string())? != vec![Fetched::Single(Some(vec![(n - 1) as u8; 64]))] {
+        return Err("last object not recovered".into());
+    }
+    pool.close().map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(json!({
+        "objects": n,
+        "recovery_s": secs,
+        "from_checkpoint": args.checkpoint,
+        "ckpt_bytes": st.ckpt_bytes,
+        "wal_batches": st.wal_batches,
+        "wal_records": st.wal_records,
+        "write_ops_per_sec": n as f64 / w.secs,
+    }))
+}
+
+fn run() -> Result<(), String> {
+    let args = Args::parse();
+    if let Some(n) = args.recovery {
+        let r = recovery(&args, n.max(1))?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&r).expect("json"));
+        } else {
+            println!(
+                "recovery of {} objects: {:.3} s ({} WAL records in {} batches, checkpoint {} bytes)",
+                r["objects"], r["recovery_s"].as_f64().unwrap_or(0.0), r["wal_records"], r["wal_batches"], r["ckpt_bytes"]
+            );
+        }
+        return Ok(());
+    }
+    let size = parse_size(&args.size)?;
+    let array = match args.kind.as_str() {
+        "single" => false,
+        "array" => true,
+        k => return Err(format!("--type must be single or array, not {k:?}")),
+    };
+    let total = args.objects * args.dkeys * args.akeys;
+    if total == 0 || size == 0 {
+        return Err("objects, dkeys, akeys and size must be > 0".into());
+    }
+    let ops: Vec<String> = args.ops.split(',').map(|s| s.trim().to_string()).collect();
+    for o in &ops {
+        if o != "update" && o != "fetch" {
+            return Err(format!("--ops takes update and/or fetch, not {o:?}"));
+        }
+    }
+    let dir = fresh_dir(&args)?;
+    let data_size = (total * vos::uring::align_up(size).max(4096) * 5 / 4).max(64 << 20);
+    let cfg = pool_config(&args, &dir, data_size);
+    let pool = Arc::new(VosPool::create(&cfg).map_err(|e| e.to_string())?);
+    let cont = Uuid::from_u128(1);
+    pool.cont_create(cont).wait().map_err(|e| e.to_string())?;
+    let (dk, ak) = (args.dkeys, args.akeys);
+    let payload = Arc::new((0..size).map(|i| (i * 31 + 7) as u8).collect::<Vec<u8>>());
+    let mut cases = Vec::new();
+    let mut did_update = false;
+    for op in &ops {
+        if op == "fetch" && !did_update {
+            // Fetch needs data: populate without timing it.
+            let p = pool.clone();
+            let payload = payload.clone();
+            drive(total, args.queue_depth, &bar(total, true, ""), move |i| {
+                let (o, d, a) = key(i, dk, ak);
+                let f = p.update(cont, o, 1, 0, &d, vec![iod(a, array, &payload)]);
+                async move { f.await.map_err(|e| e.to_string()) }
+            })?;
+            did_update = true;
+        }
+        let pb = bar(total, args.json, op);
+        let p = pool.clone();
+        let res = if op == "update" {
+            did_update = true;
+            let payload = payload.clone();
+            drive(total, args.queue_depth, &pb, move |i| {
+                let (o, d, a) = key(i, dk, ak);
+                let f = p.update(cont, o, 1, 0, &d, vec![iod(a, array, &payload)]);
+                async move { f.await.map_err(|e| e.to_string()) }
+            })?
+        } else {
+            drive(total, args.queue_depth, &pb, move |i| {
+                let (o, d, a) = key(i, dk, ak);
+                let fi = if array {
+                    FetchIod::Array {
+                        akey: a,
+                        rsize: 1,
+                        recxs: vec![Recx::new(0, size)],
+                    }
+                } else {
+                    FetchIod::Single { akey: a }
+                };
+                let f = p.fetch(cont, o, 1, 0, &d, &[fi]);
+                async move {
+                    let v = f.await.map_err(|e| e.to_string())?;
+                    let n = match &v[0] {
+                        Fetched::Single(Some(b)) => b.len() as u64,
+                        Fetched::Array { data, holes } if holes.is_empty() => data.len() as u64,
+                        other => return Err(format!("fetch returned {other:?}")),
+                    };
+                    if n != size {
+                        return Err(format!("fetch returned {n} bytes, expected {size}"));
+                    }
+                    Ok(())
+                }
+            })?
+        };
+        pb.finish_and_clear();
+        let mut lat = res.lat_us;
+        let ops_per_sec = res.ops as f64 / res.secs;
+        let mb_per_sec = ops_per_sec * size as f64 / 1e6;
+        let fio_rw = match (op.as_str(), size >= 1 << 20) {
+            ("update", true) => "write",
+            ("update", false) => "randwrite",
+            (_, true) => "read",
+            (_, false) => "randread",
+        };
+        let fio = if args.no_fio {
+            None
+        } else {
+            Some(fio::run(
+                &args.bdev,
+                fio_rw,
+                size,
+                total * size,
+                args.queue_depth,
+            )?)
+        };
+        let (fio_iops, fio_mb) = fio
+            .as_ref()
+            .map(|f| (f.iops, f.bytes_per_sec / 1e6))
+            .unwrap_or((0.0, 0.0));
+        // Ratio in the unit the target is stated in: bandwidth for 1 MiB, operations otherwise.
+        let ratio = if fio.is_none() {
+            0.0
+        } else if size >= 1 << 20 {
+            mb_per_sec / fio_mb
+        } else {
+            ops_per_sec / fio_iops
+        };
+        cases.push(json!({
+            "op": op,
+            "size": size,
+            "type": args.kind,
+            "queue_depth": args.queue_depth,
+            "ops": res.ops,
+            "ops_per_sec": ops_per_sec,
+            "mb_per_sec": mb_per_sec,
+            "latency_us": {"p50": pct(&mut lat, 0.5), "p99": pct(&mut lat, 0.99)},
+            "fio_rw": fio_rw,
+            "fio_bs": size.max(4096),
+            "fio_iops": fio_iops,
+            "fio_mb_per_sec": fio_mb,
+            "fio_latency_us": fio.as_ref().map(|f| json!({"p50": f.p50_us, "p99": f.p99_us})),
+            "ratio": ratio,
+            "fio_cmd": fio.as_ref().map(|f| f.cmd.clone()),
+        }));
+    }
+    let space = pool.space();
+    let pool = Arc::try_unwrap(pool).map_err(|_| "pool still shared".to_string())?;
+    pool.close().map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = json!({
+        "config": {"objects": args.objects, "dkeys": args.dkeys, "akeys": args.akeys, "size": size,
+                   "type": args.kind, "queue_depth": args.queue_depth, "scm": args.scm, "bdev": args.bdev,
+                   "inline_threshold": args.inline_threshold},
+        "space": space,
+        "cases": cases,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+    } else {
+        for c in out["cases"].as_array().expect("cases") {
+            println!(
+                "{:>6} {:>8} B {:<6} qd {:>3}: {:>10.0} ops/s {:>9.1} MB/s  p50 {:>8.1} us p99 {:>8.1} us | fio {} {:>10.0} IOPS {:>9.1} MB/s | ratio {:.2}",
+                c["op"].as_str().unwrap_or(""), size, args.kind, args.queue_depth,
+                c["ops_per_sec"].as_f64().unwrap_or(0.0), c["mb_per_sec"].as_f64().unwrap_or(0.0),
+                c["latency_us"]["p50"].as_f64().unwrap_or(0.0), c["latency_us"]["p99"].as_f64().unwrap_or(0.0),
+                c["fio_rw"].as_str().unwrap_or(""), fio_iops_of(c), c["fio_mb_per_sec"].as_f64().unwrap_or(0.0),
+                c["ratio"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn fio_iops_of(c: &serde_json::Value) -> f64 {
+    c["fio_iops"].as_f64().unwrap_or(0.0)
+}
+
+fn iod(akey: Vec<u8>, array: bool, payload: &[u8]) -> UpdateIod {
+    let value = if array {
+        IodValue::Array {
+            rsize: 1,
+            extents: vec![(Recx::new(0, payload.len() as u64), payload.to_vec())],
+        }
+    } else {
+        IodValue::Single(payload.to_vec())
+    };
+    UpdateIod { akey, value }
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = run() {
+        eprintln!("vos_perf: {e}");
+        std::process::exit(1);
+    }
+}
