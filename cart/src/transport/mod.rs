@@ -221,6 +221,7 @@ pub trait Transport: Send + Sync + 'static {
     /// Reads up to `max` completions without blocking and reports each through `f`. Returns how many.
     fn progress(&self, max: usize, f: &mut dyn FnMut(Event<'_>)) -> Result<usize, TransportError>;
     /// A file descriptor that becomes readable when progress may find work (None: poll instead).
+    /// It must stay open for as long as the transport lives.
     fn wait_fd(&self) -> Option<RawFd>;
     /// True when it is safe to block on [`Transport::wait_fd`] (nothing pending; `fi_trywait`).
     fn try_wait(&self) -> bool;

@@ -928,3 +928,34 @@ impl std::fmt::Debug for OfiTransport {
             .finish()
     }
 }
+
+/// A transport's wait fd, kept valid by holding the transport itself.
+pub struct WaitFd {
+    fd: RawFd,
+    _owner: Arc<dyn Transport>,
+}
+
+impl std::os::fd::AsRawFd for WaitFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd
+    }
+}
+
+/// Registers `t`'s wait fd (if it has one) with the current tokio reactor.
+pub fn async_wait_fd(
+    t: &Arc<dyn Transport>,
+) -> Option<std::io::Result<tokio::io::unix::AsyncFd<WaitFd>>> {
+    let fd = t.wait_fd()?;
+    let w = WaitFd {
+        fd,
+        _owner: t.clone(),
+    };
+    // SAFETY: Transport::wait_fd promises the fd stays open for the transport's lifetime, and the
+    // WaitFd owns an Arc to the transport, so the fd outlives the AsyncFd; as_raw_fd is constant.
+    Some(
+        unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(w, tokio::io::Interest::READABLE)
+        }
+        .map_err(|e| e.into_parts().1),
+    )
+}

@@ -1,0 +1,986 @@
+//! A cart context: one transport endpoint + CQ, its progress task, in-flight RPC tracking with
+//! per-endpoint credits, request dispatch to registered protocols, and bulk transfers.
+//!
+//! Progress runs as a task on the runtime that created the context (DAOS: the owning xstream
+//! progresses its context), so a completion wakes the waiting RPC future on the same runtime with
+//! no thread hop when that runtime is current-thread. The task polls the CQ; while completions keep
+//! coming or within `spin` (default 200 µs) of the last one it only yields, afterwards it blocks on
+//! the CQ wait fd through `AsyncFd` (tcp) or sleeps 1 ms between polls (shm: no wait fd). A send
+//! wakes a sleeping loop so the reply is polled promptly.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use daos_common::{Der, Hlc, Rank, Tag};
+use tokio::sync::{oneshot, Notify, Semaphore};
+
+use crate::config::{Config, Resolved};
+use crate::error::{CartError, RpcError};
+use crate::group::Group;
+use crate::proto::{opcode, Protocol, Registry, Rpc};
+use crate::transport::ofi::{OfiOptions, OfiTransport};
+use crate::transport::{
+    Access, DmaBuf, Event, MemRegion, PeerId, RemoteMem, RmaDir, Transport, TransportError,
+};
+use crate::wire::{self, Header, Kind};
+
+/// The process-wide hybrid logical clock every RPC synchronises.
+pub static HLC: Hlc = Hlc::new();
+
+/// Where an RPC goes: (group, rank, tag).
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The group.
+    pub group: Arc<Group>,
+    /// Rank in the group.
+    pub rank: Rank,
+    /// Context index on that rank.
+    pub tag: Tag,
+}
+
+impl Endpoint {
+    /// A new endpoint.
+    pub fn new(group: &Arc<Group>, rank: Rank, tag: Tag) -> Endpoint {
+        Endpoint {
+            group: group.clone(),
+            rank,
+            tag,
+        }
+    }
+}
+
+/// Internal protocol (DAOS base 0xFF v4): URI lookup of another tag of a rank.
+#[derive(Debug, bincode::Encode, bincode::Decode)]
+pub struct UriLookup {
+    /// The tag whose URI is wanted.
+    pub tag: Tag,
+}
+
+impl Rpc for UriLookup {
+    const OPCODE: u32 = opcode(0xFF, 4, 0);
+    type Reply = String;
+}
+
+struct PendingRpc {
+    tx: oneshot::Sender<Result<ReplyMsg, CartError>>,
+    rank: Rank,
+    tag: Tag,
+}
+
+struct ReplyMsg {
+    rc: i32,
+    body: Vec<u8>,
+}
+
+/// An overflowed body kept registered until its reader releases it (or it expires).
+type Held = (Arc<MemRegion>, Instant);
+
+struct EpState {
+    peer: PeerId,
+    credits: Option<Arc<Semaphore>>,
+    _group: Arc<Group>,
+}
+
+pub(crate) struct CtxInner {
+    pub(crate) t: Arc<dyn Transport>,
+    cfg: Resolved,
+    rank: Rank,
+    tag: Tag,
+    uri: String,
+    registry: RwLock<Registry>,
+    pending: Mutex<HashMap<u64, PendingRpc>>,
+    rma_pending: Mutex<HashMap<u64, oneshot::Sender<Result<(), TransportError>>>>,
+    next_id: AtomicU64,
+    next_op: AtomicU64,
+    eps: Mutex<HashMap<(usize, Rank, Tag), Arc<EpState>>>,
+    overflow_hold: Mutex<HashMap<(PeerId, u64), Held>>,
+    siblings: OnceLock<Vec<String>>,
+    wake: Notify,
+    sleeping: AtomicBool,
+    shutdown: AtomicBool,
+    owner: OnceLock<Weak<Owner>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Owner(Arc<CtxInner>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.shutdown();
+    }
+}
+
+/// A cart context (DAOS `crt_context_t`). Cheap to clone; the last clone shuts it down.
+#[derive(Clone)]
+pub struct Context {
+    inner: Arc<CtxInner>,
+    _owner: Arc<Owner>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("rank", &self.inner.rank)
+            .field("tag", &self.inner.tag)
+            .field("uri", &self.inner.uri)
+            .finish()
+    }
+}
+
+/// What a handler knows about the request it serves.
+#[derive(Clone)]
+pub struct RpcCtx {
+    inner: Arc<CtxInner>,
+    /// The requester's transport peer.
+    pub peer: PeerId,
+    /// Requester rank (as it claims).
+    pub src_rank: Rank,
+    /// Requester tag.
+    pub src_tag: Tag,
+    /// The opcode being served.
+    pub opcode: u32,
+}
+
+/// Formats a transport address as a URI: `<provider>://<hex>`.
+pub fn format_uri(provider: &str, addr: &[u8]) -> String {
+    let mut s = String::with_capacity(provider.len() + 3 + addr.len() * 2);
+    s.push_str(provider);
+    s.push_str("://");
+    for b in addr {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// Parses a URI made by [`format_uri`], checking the provider.
+pub fn parse_uri(uri: &str, provider: &str) -> Result<Vec<u8>, CartError> {
+    let (p, hex) = uri
+        .split_once("://")
+        .ok_or_else(|| CartError::Inval(format!("URI {uri:?} is not <provider>://<address>")))?;
+    if p != provider {
+        return Err(CartError::Inval(format!(
+            "URI {uri:?} is for provider {p:?} but this context uses {provider:?} (set D_PROVIDER to match the servers)"
+        )));
+    }
+    if hex.len() % 2 != 0 || hex.is_empty() {
+        return Err(CartError::Inval(format!("URI {uri:?}: address is not hex")));
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&hex[i..i + 2], 16)
+                .map_err(|_| CartError::Inval(format!("URI {uri:?}: address is not hex")))
+        })
+        .collect()
+}
+
+impl Context {
+    /// Opens a libfabric context for `rank`/`tag` from `cfg` (field > env > default). The port is
+    /// `D_PORT + tag`. Must be called inside a tokio runtime, which then runs its progress.
+    pub fn new(cfg: &Config, rank: Rank, tag: Tag) -> Result<Context, CartError> {
+        let r = cfg.resolve()?;
+        let port = match r.port {
+            Some(p) if r.provider.caps().uses_port => Some(
+                p.checked_add(
+                    u16::try_from(tag)
+                        .map_err(|_| CartError::Config(format!("tag {tag} too large")))?,
+                )
+                .ok_or_else(|| CartError::Config(format!("D_PORT {p} + tag {tag} overflows")))?,
+            ),
+            _ => None,
+        };
+        let t = OfiTransport::open(&OfiOptions {
+            provider: r.provider,
+            node: r.node(),
+            domain: r.fi_domain(),
+            port,
+            recv_count: r.recv_count,
+            recv_size: r.inline_limit.max(1024) + 1024,
+        })?;
+        Context::with_transport(Arc::new(t), r, rank, tag)
+    }
+
+    /// A context over any transport (e.g. loopback).
+    pub fn with_transport(
+        t: Arc<dyn Transport>,
+        cfg: Resolved,
+        rank: Rank,
+        tag: Tag,
+    ) -> Result<Context, CartError> {
+        let uri = format_uri(t.provider_name(), t.self_addr());
+        let inner = Arc::new(CtxInner {
+            t,
+            cfg,
+            rank,
+            tag,
+            uri,
+            registry: RwLock::new(Registry::default()),
+            pending: Mutex::new(HashMap::new()),
+            rma_pending: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            next_op: AtomicU64::new(1),
+            eps: Mutex::new(HashMap::new()),
+            overflow_hold: Mutex::new(HashMap::new()),
+            siblings: OnceLock::new(),
+            wake: Notify::new(),
+            sleeping: AtomicBool::new(false),
+            shutdown: AtomicBool::new(false),
+            owner: OnceLock::new(),
+        });
+        let owner = Arc::new(Owner(inner.clone()));
+        let _ = inner.owner.set(Arc::downgrade(&owner));
+        let ctx = Context {
+            inner: inner.clone(),
+            _owner: owner,
+        };
+        ctx.register(Protocol::new("cart-internal", 0xFF, 4).handler(
+            |rc: RpcCtx, req: UriLookup| async move {
+                let sib = rc.inner.siblings.get();
+                match sib.and_then(|s| s.get(req.tag as usize)) {
+                    Some(u) => Ok(u.clone()),
+                    None if req.tag == rc.inner.tag => Ok(rc.inner.uri.clone()),
+                    None => Err(RpcError::new(
+                        Der::Nonexist,
+                        format!(
+                            "rank {} serves {} contexts; no tag {}",
+                            rc.inner.rank,
+                            sib.map_or(1, Vec::len),
+                            req.tag
+                        ),
+                    )),
+                }
+            },
+        ))?;
+        ctx.register(crate::selftest::protocol())?;
+        tokio::spawn(progress_loop(inner));
+        Ok(ctx)
+    }
+
+    /// This context's URI (`<provider>://<hex address>`).
+    pub fn uri(&self) -> &str {
+        &self.inner.uri
+    }
+
+    /// Rank.
+    pub fn rank(&self) -> Rank {
+        self.inner.rank
+    }
+
+    /// Tag.
+    pub fn tag(&self) -> Tag {
+        self.inner.tag
+    }
+
+    /// The resolved configuration.
+    pub fn config(&self) -> &Resolved {
+        &self.inner.cfg
+    }
+
+    /// The transport (e.g. for its provider name).
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.inner.t
+    }
+
+    /// Registers a protocol's handlers.
+    pub fn register(&self, p: Protocol) -> Result<(), CartError> {
+        self.inner
+            .registry
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .register(p)
+    }
+
+    /// Tells context 0 of a server the URIs of all its contexts (index = tag), for URI lookups.
+    pub fn set_sibling_uris(&self, uris: Vec<String>) {
+        let _ = self.inner.siblings.set(uris);
+    }
+
+    /// Sends a typed RPC and waits for its reply (default timeout).
+    pub async fn send<R: Rpc>(&self, ep: &Endpoint, req: &R) -> Result<R::Reply, CartError> {
+        self.send_with(ep, req, None).await
+    }
+
+    /// Sends a typed RPC with a per-RPC timeout override.
+    pub async fn send_with<R: Rpc>(
+        &self,
+        ep: &Endpoint,
+        req: &R,
+        timeout: Option<Duration>,
+    ) -> Result<R::Reply, CartError> {
+        let body = wire::encode_body("encode request", req, R::MAX_REQ)?;
+        let out = self.call_raw(ep, R::OPCODE, body, timeout).await?;
+        wire::decode_body(&out, R::MAX_REPLY).map_err(|reason| CartError::Codec {
+            what: "decode reply",
+            reason,
+        })
+    }
+
+    /// Sends a one-way RPC (no reply; returns once handed to the transport).
+    pub async fn send_oneway<R: Rpc>(&self, ep: &Endpoint, req: &R) -> Result<(), CartError> {
+        let body = wire::encode_body("encode request", req, R::MAX_REQ)?;
+        self.inner
+            .clone()
+            .call(ep, R::OPCODE, body, None, true)
+            .await
+            .map(|_| ())
+    }
+
+    /// Sends raw body bytes under an opcode and returns the raw reply body.
+    pub async fn call_raw(
+        &self,
+        ep: &Endpoint,
+        opcode: u32,
+        body: Vec<u8>,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<u8>, CartError> {
+        self.inner
+            .clone()
+            .call(ep, opcode, body, timeout, false)
+            .await
+    }
+
+    /// Registers local buffers (a scatter-gather list) for bulk access by peers.
+    pub fn bulk_create(
+        &self,
+        bufs: Vec<DmaBuf>,
+        access: Access,
+    ) -> Result<crate::bulk::Bulk, CartError> {
+        self.inner.bulk_create(bufs, access)
+    }
+
+    /// `crt_bulk_transfer`: moves `len` bytes between `remote[remote_off..]` and `local[local_off..]`.
+    pub async fn bulk_transfer(
+        &self,
+        op: crate::bulk::BulkOp,
+        remote: &crate::bulk::BulkHandle,
+        remote_off: u64,
+        local: &crate::bulk::Bulk,
+        local_off: u64,
+        len: u64,
+    ) -> Result<(), CartError> {
+        self.inner
+            .bulk_transfer(op, remote, remote_off, local, local_off, len)
+            .await
+    }
+
+    /// Stops progress and fails every pending RPC with `DER_CANCELED`.
+    pub fn shutdown(&self) {
+        self.inner.shutdown();
+    }
+}
+
+impl RpcCtx {
+    /// The serving context's rank.
+    pub fn rank(&self) -> Rank {
+        self.inner.rank
+    }
+    /// The serving context's tag.
+    pub fn tag(&self) -> Tag {
+        self.inner.tag
+    }
+    /// The serving context, if still open.
+    pub fn context(&self) -> Option<Context> {
+        let owner = self.inner.owner.get()?.upgrade()?;
+        Some(Context {
+            inner: self.inner.clone(),
+            _owner: owner,
+        })
+    }
+    /// See [`Context::bulk_create`].
+    pub fn bulk_create(
+        &self,
+        bufs: Vec<DmaBuf>,
+        access: Access,
+    ) -> Result<crate::bulk::Bulk, CartError> {
+        self.inner.bulk_create(bufs, access)
+    }
+    /// See [`Context::bulk_transfer`].
+    pub async fn bulk_transfer(
+        &self,
+        op: crate::bulk::BulkOp,
+        remote: &crate::bulk::BulkHandle,
+        remote_off: u64,
+        local: &crate::bulk::Bulk,
+        local_off: u64,
+        len: u64,
+    ) -> Result<(), CartError> {
+        self.inner
+            .bulk_transfer(op, remote, remote_off, local, local_off, len)
+            .await
+    }
+}
+
+/// Removes a pending RPC when its future is dropped (cancel on drop) or finished.
+struct PendingGuard<'a> {
+    inner: &'a CtxInner,
+    id: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.inner.pending).remove(&self.id);
+    }
+}
+
+impl CtxInner {
+    fn shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+        for (_, p) in lock(&self.pending).drain() {
+            let _ =
+                p.tx.send(Err(CartError::Canceled("context shut down".into())));
+        }
+        lock(&self.rma_pending).clear();
+    }
+
+    fn kick(&self) {
+        if self.sleeping.load(Ordering::SeqCst) {
+            self.wake.notify_one();
+        }
+    }
+
+    async fn resolve(self: &Arc<Self>, ep: &Endpoint) -> Result<Arc<EpState>, CartError> {
+        let key = (Arc::as_ptr(&ep.group) as usize, ep.rank, ep.tag);
+        if let Some(s) = lock(&self.eps).get(&key) {
+            return Ok(s.clone());
+        }
+        let uri = if ep.tag == 0 {
+            ep.group.uri(ep.rank)?.to_string()
+        } else {
+            let ep0 = Endpoint::new(&ep.group, ep.rank, 0);
+            let body = wire::encode_body("encode request", &UriLookup { tag: ep.tag }, 64)?;
+            let out = Box::pin(
+                self.clone()
+                    .call(&ep0, UriLookup::OPCODE, body, None, false),
+            )
+            .await?;
+            wire::decode_body::<String>(&out, 4096).map_err(|reason| CartError::Codec {
+                what: "decode URI lookup",
+                reason,
+            })?
+        };
+        let raw = parse_uri(&uri, self.t.provider_name())?;
+        let peer = self
+            .t
+            .insert_addr(&raw)
+            .map_err(|e| CartError::Unreachable {
+                rank: ep.rank,
+                tag: ep.tag,
+                reason: e.to_string(),
+            })?;
+        let credits =
+            (self.cfg.credits > 0).then(|| Arc::new(Semaphore::new(self.cfg.credits as usize)));
+        let st = Arc::new(EpState {
+            peer,
+            credits,
+            _group: ep.group.clone(),
+        });
+        lock(&self.eps).insert(key, st.clone());
+        Ok(st)
+    }
+
+    async fn call(
+        self: Arc<Self>,
+        ep: &Endpoint,
+        opcode: u32,
+        body: Vec<u8>,
+        timeout: Option<Duration>,
+        oneway: bool,
+    ) -> Result<Vec<u8>, CartError> {
+        if body.len() > crate::config::MAX_BODY {
+            return Err(CartError::TooLarge {
+                what: "request body",
+                size: body.len(),
+                cap: crate::config::MAX_BODY,
+            });
+        }
+        if self.shutdown.load(Ordering::Relaxed) {
+            return Err(CartError::Canceled("context shut down".into()));
+        }
+        let st = self.resolve(ep).await?;
+        let _permit = match &st.credits {
+            Some(s) => Some(
+                s.clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| CartError::Canceled("credits closed".into()))?,
+            ),
+            None => None,
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        if !oneway {
+            lock(&self.pending).insert(
+                id,
+                PendingRpc {
+                    tx,
+                    rank: ep.rank,
+                    tag: ep.tag,
+                },
+            );
+        }
+        let _guard = PendingGuard { inner: &self, id };
+        let hdr = Header {
+            kind: if oneway { Kind::OneWay } else { Kind::Request },
+            flags: 0,
+            opcode,
+            rc: 0,
+            rpc_id: id,
+            src_rank: self.rank,
+            src_tag: self.tag,
+            dst_rank: ep.rank,
+            dst_tag: ep.tag,
+            hlc: HLC.now(),
+        };
+        // Bodies over the inline limit travel as bulk: the server pulls them (Mercury's overflow).
+        let mut overflow = None;
+        let msg = if body.len() > self.cfg.inline_limit {
+            let region = self.t.register(DmaBuf::from_vec(body), Access::ReadOnly)?;
+            let m = wire::encode(
+                &hdr,
+                self.t.self_addr(),
+                &[],
+                Some(&region.remote(self.t.self_addr())),
+            );
+            overflow = Some(region);
+            m
+        } else {
+            wire::encode(&hdr, self.t.self_addr(), &body, None)
+        };
+        let unreach = |e: TransportError| CartError::Unreachable {
+            rank: ep.rank,
+            tag: ep.tag,
+            reason: e.to_string(),
+        };
+        self.t
+            .send(st.peer, msg, if oneway { 0 } else { id })
+            .map_err(unreach)?;
+        self.kick();
+        if oneway {
+            // The body region must live until the peer pulled it; one-way RPCs have no reply to
+            // tell us, so they are limited to inline bodies.
+            if overflow.is_some() {
+                tracing::warn!(
+                    opcode,
+                    "one-way RPC body over the inline limit: kept until the context closes"
+                );
+                lock(&self.overflow_hold).insert(
+                    (st.peer, u64::MAX - id),
+                    (overflow.take().expect("set"), Instant::now()),
+                );
+            }
+            return Ok(Vec::new());
+        }
+        let after = timeout.unwrap_or(self.cfg.timeout);
+        let res = tokio::time::timeout(after, rx).await;
+        drop(overflow);
+        let reply = match res {
+            Err(_) => {
+                return Err(CartError::Timeout {
+                    opcode,
+                    rank: ep.rank,
+                    tag: ep.tag,
+                    after,
+                })
+            }
+            Ok(Err(_)) => return Err(CartError::Canceled("context shut down".into())),
+            Ok(Ok(r)) => r?,
+        };
+        if reply.rc != 0 {
+            return Err(CartError::Remote {
+                opcode,
+                rank: ep.rank,
+                tag: ep.tag,
+                der: Der::from_code(reply.rc).unwrap_or(Der::Misc),
+                msg: String::from_utf8_lossy(&reply.body).into_owned(),
+            });
+        }
+        Ok(reply.body)
+    }
+
+    fn progress_once(self: &Arc<Self>) -> usize {
+        let mut total = 0;
+        loop {
+            let n = match self.t.progress(16, &mut |ev| self.on_event(ev)) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(error = %e, "progress failed");
+                    0
+                }
+            };
+            total += n;
+            if n < 16 {
+                return total;
+            }
+        }
+    }
+
+    fn on_event(self: &Arc<Self>, ev: Event<'_>) {
+        match ev {
+            Event::Recv(data) => self.on_recv(data),
+            Event::SendDone(op, Err(e)) if op != 0 => {
+                if let Some(p) = lock(&self.pending).remove(&op) {
+                    let _ = p.tx.send(Err(CartError::Unreachable {
+                        rank: p.rank,
+                        tag: p.tag,
+                        reason: e.to_string(),
+                    }));
+                }
+            }
+            Event::SendDone(_, Err(e)) => tracing::debug!(error = %e, "reply/one-way send failed"),
+            Event::SendDone(_, Ok(())) => {}
+            Event::RmaDone(op, r) => {
+                if let Some(tx) = lock(&self.rma_pending).remove(&op) {
+                    let _ = tx.send(r);
+                }
+            }
+        }
+    }
+
+    fn on_recv(self: &Arc<Self>, data: &[u8]) {
+        let msg = match wire::decode(data) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "dropping malformed message");
+                return;
+            }
+        };
+        if let Err(e) = HLC.update(msg.hdr.hlc) {
+            tracing::warn!(error = %e, "HLC skew");
+        }
+        let hdr = msg.hdr;
+        match hdr.kind {
+            Kind::Reply => {
+                let Some(p) = lock(&self.pending).remove(&hdr.rpc_id) else {
+                    tracing::debug!(
+                        rpc_id = hdr.rpc_id,
+                        "reply for an RPC no longer pending (timed out or dropped)"
+                    );
+                    if let Some(d) = msg.overflow {
+                        self.release(&d, hdr.rpc_id);
+                    }
+                    return;
+                };
+                match msg.overflow {
+                    None => {
+                        let _ = p.tx.send(Ok(ReplyMsg {
+                            rc: hdr.rc,
+                            body: msg.body.to_vec(),
+                        }));
+                    }
+                    Some(d) => {
+                        let me = self.clone();
+                        tokio::spawn(async move {
+                            let r = me.fetch(&d).await;
+                            me.release(&d, hdr.rpc_id);
+                            let _ = p.tx.send(r.map(|body| ReplyMsg { rc: hdr.rc, body }));
+                        });
+                    }
+                }
+            }
+            Kind::Request | Kind::OneWay => {
+                let peer = match self.t.insert_addr(msg.src_addr) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "request from an unusable address dropped");
+                        return;
+                    }
+                };
+                if hdr.dst_rank != self.rank || hdr.dst_tag != self.tag {
+                    let e = RpcError::new(
+                        Der::BadTarget,
+                        format!(
+                            "request for rank {} tag {} reached rank {} tag {}",
+                            hdr.dst_rank, hdr.dst_tag, self.rank, self.tag
+                        ),
+                    );
+                    self.reply(peer, &hdr, Err(e));
+                    return;
+                }
+                match msg.overflow {
+                    None => self.dispatch(peer, hdr, msg.body),
+                    Some(d) => {
+                        let me = self.clone();
+                        tokio::spawn(async move {
+                            match me.fetch(&d).await {
+                                Ok(body) => me.dispatch(peer, hdr, &body),
+                                Err(e) => me.reply(
+                                    peer,
+                                    &hdr,
+                                    Err(RpcError::new(
+                                        Der::Io,
+                                        format!("pulling the request body failed: {e}"),
+                                    )),
+                                ),
+                            }
+                        });
+                    }
+                }
+            }
+            Kind::Release => {
+                if let Ok(peer) = self.t.insert_addr(msg.src_addr) {
+                    lock(&self.overflow_hold).remove(&(peer, hdr.rpc_id));
+                }
+            }
+        }
+    }
+
+    fn dispatch(self: &Arc<Self>, peer: PeerId, hdr: Header, body: &[u8]) {
+        let oneway = hdr.kind == Kind::OneWay;
+        let h = self
+            .registry
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .lookup(hdr.opcode);
+        let h = match h {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::debug!(opcode = format!("{:#010x}", hdr.opcode), error = %e, "unserved opcode");
+                if !oneway {
+                    self.reply(peer, &hdr, Err(e));
+                }
+                return;
+            }
+        };
+        let rc = RpcCtx {
+            inner: self.clone(),
+            peer,
+            src_rank: hdr.src_rank,
+            src_tag: hdr.src_tag,
+            opcode: hdr.opcode,
+        };
+        match h(rc, body) {
+            Err(e) => {
+                if !oneway {
+                    self.reply(peer, &hdr, Err(e));
+                }
+            }
+            Ok(fut) => {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let r = fut.await;
+                    if !oneway {
+                        me.reply(peer, &hdr, r);
+                    }
+                });
+            }
+        }
+    }
+
+    fn reply(&self, peer: PeerId, req: &Header, r: Result<Vec<u8>, RpcError>) {
+        let (rc, body) = match r {
+            Ok(b) => (0, b),
+            Err(e) => (-e.der.code(), e.msg.into_bytes()),
+        };
+        let h = Header {
+            kind: Kind::Reply,
+            flags: 0,
+            opcode: req.opcode,
+            rc,
+            rpc_id: req.rpc_id,
+            src_rank: self.rank,
+            src_tag: self.tag,
+            dst_rank: req.src_rank,
+            dst_tag: req.src_tag,
+            hlc: HLC.now(),
+        };
+        let msg = if body.len() > self.cfg.inline_limit {
+            match self.t.register(DmaBuf::from_vec(body), Access::ReadOnly) {
+                Ok(region) => {
+                    let m = wire::encode(
+                        &h,
+                        self.t.self_addr(),
+                        &[],
+                        Some(&region.remote(self.t.self_addr())),
+                    );
+                    lock(&self.overflow_hold).insert((peer, req.rpc_id), (region, Instant::now()));
+                    m
+                }
+                Err(e) => {
+                    let h = Header {
+                        rc: -Der::Nomem.code(),
+                        ..h
+                    };
+                    wire::encode(
+                        &h,
+                        &[],
+                        format!("registering the reply body failed: {e}").as_bytes(),
+                        None,
+                    )
+                }
+            }
+        } else {
+            wire::encode(&h, &[], &body, None)
+        };
+        if let Err(e) = self.t.send(peer, msg, 0) {
+            tracing::warn!(error = %e, "sending a reply failed");
+        }
+        self.kick();
+    }
+
+    /// Pulls an overflowed body.
+    async fn fetch(self: &Arc<Self>, d: &RemoteMem) -> Result<Vec<u8>, CartError> {
+        let peer = self.t.insert_addr(&d.owner)?;
+        let len = usize::try_from(d.len).map_err(|_| CartError::Inval("body length".into()))?;
+        if len > crate::config::MAX_BODY {
+            return Err(CartError::TooLarge {
+                what: "overflowed body",
+                size: len,
+                cap: crate::config::MAX_BODY,
+            });
+        }
+        let local = self.t.register(DmaBuf::zeroed(len), Access::ReadWrite)?;
+        self.rma_wait(RmaDir::Get, &local, 0, peer, d, 0, len)
+            .await?;
+        Ok(local.buf.to_vec())
+    }
+
+    /// Tells the owner of an overflowed reply body that it may release it.
+    fn release(&self, d: &RemoteMem, rpc_id: u64) {
+        let Ok(peer) = self.t.insert_addr(&d.owner) else {
+            return;
+        };
+        let h = Header {
+            kind: Kind::Release,
+            flags: 0,
+            opcode: 0,
+            rc: 0,
+            rpc_id,
+            src_rank: self.rank,
+            src_tag: self.tag,
+            dst_rank: 0,
+            dst_tag: 0,
+            hlc: HLC.now(),
+        };
+        let _ = self
+            .t
+            .send(peer, wire::encode(&h, self.t.self_addr(), &[], None), 0);
+        self.kick();
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn rma_wait(
+        &self,
+        dir: RmaDir,
+        local: &Arc<MemRegion>,
+        local_off: usize,
+        peer: PeerId,
+        remote: &RemoteMem,
+        remote_off: u64,
+        len: usize,
+    ) -> Result<(), CartError> {
+        let rx = self.rma_start(dir, local, local_off, peer, remote, remote_off, len)?;
+        self.rma_finish(rx).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn rma_start(
+        &self,
+        dir: RmaDir,
+        local: &Arc<MemRegion>,
+        local_off: usize,
+        peer: PeerId,
+        remote: &RemoteMem,
+        remote_off: u64,
+        len: usize,
+    ) -> Result<oneshot::Receiver<Result<(), TransportError>>, CartError> {
+        let op = self.next_op.fetch_add(1, Ordering::Relaxed) | (1 << 63);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.rma_pending).insert(op, tx);
+        if let Err(e) = self
+            .t
+            .rma(dir, local, local_off, peer, remote, remote_off, len, op)
+        {
+            lock(&self.rma_pending).remove(&op);
+            return Err(e.into());
+        }
+        self.kick();
+        Ok(rx)
+    }
+
+    pub(crate) async fn rma_finish(
+        &self,
+        rx: oneshot::Receiver<Result<(), TransportError>>,
+    ) -> Result<(), CartError> {
+        match tokio::time::timeout(self.cfg.timeout, rx).await {
+            Err(_) => Err(CartError::Timeout {
+                opcode: 0,
+                rank: u32::MAX,
+                tag: u32::MAX,
+                after: self.cfg.timeout,
+            }),
+            Ok(Err(_)) => Err(CartError::Canceled(
+                "context shut down during a bulk transfer".into(),
+            )),
+            Ok(Ok(r)) => r.map_err(CartError::from),
+        }
+    }
+
+    fn expire_holds(&self, now: Instant) {
+        let ttl = self.cfg.timeout * 2;
+        let mut h = lock(&self.overflow_hold);
+        if !h.is_empty() {
+            h.retain(|_, (_, t)| now.duration_since(*t) < ttl);
+        }
+    }
+}
+
+async fn progress_loop(inner: Arc<CtxInner>) {
+    let afd = crate::transport::ofi::async_wait_fd(&inner.t).and_then(|r| match r {
+        Ok(a) => Some(a),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the CQ wait fd; polling instead");
+            None
+        }
+    });
+    let spin = inner.cfg.spin;
+    let mut last = Instant::now();
+    // After a timed-out sleep that found nothing, go straight back to sleep (no spin) so an idle
+    // context costs a wake-up per timeout, not a spin window per wake-up.
+    let mut idle = false;
+    while !inner.shutdown.load(Ordering::Relaxed) {
+        let n = inner.progress_once();
+        let now = Instant::now();
+        if n > 0 {
+            last = now;
+            idle = false;
+            tokio::task::yield_now().await;
+            continue;
+        }
+        if !idle && now.duration_since(last) < spin {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        inner.expire_holds(now);
+        inner.sleeping.store(true, Ordering::SeqCst);
+        let mut kicked = false;
+        match &afd {
+            Some(afd) => {
+                if inner.t.try_wait() {
+                    tokio::select! {
+                        r = afd.readable() => { if let Ok(mut g) = r { g.clear_ready() } kicked = true; }
+                        _ = inner.wake.notified() => kicked = true,
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    }
+                } else {
+                    kicked = true;
+                }
+            }
+            None => {
+                tokio::select! {
+                    _ = inner.wake.notified() => kicked = true,
+                    _ = tokio::time::sleep(Duration::from_millis(1)) => {}
+                }
+            }
+        }
+        inner.sleeping.store(false, Ordering::SeqCst);
+        idle = !kicked;
+        last = Instant::now();
+    }
+    tracing::debug!(rank = inner.rank, tag = inner.tag, "progress loop stopped");
+}

@@ -1,0 +1,225 @@
+//! Protocols (DAOS `crt_proto_register`): a (name, base, version) with handlers at indexes; opcode
+//! = `base<<24 | version<<16 | index`. Typed RPCs implement [`Rpc`]; the registry dispatches by
+//! opcode and answers unknown opcodes (`DER_UNREG`), unserved versions (`DER_MISMATCH`) and
+//! undecodable bodies (`DER_PROTO`) with a clear error reply.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use daos_common::Der;
+
+use crate::context::RpcCtx;
+use crate::error::{CartError, RpcError};
+use crate::wire;
+
+/// Packs an opcode (`CRT_PROTO_OPC`).
+pub const fn opcode(base: u8, version: u8, index: u16) -> u32 {
+    ((base as u32) << 24) | ((version as u32) << 16) | index as u32
+}
+
+/// Splits an opcode into (base, version, index).
+pub const fn split(op: u32) -> (u8, u8, u16) {
+    ((op >> 24) as u8, (op >> 16) as u8, op as u16)
+}
+
+/// A typed RPC: the request body type carries its opcode and reply type.
+pub trait Rpc: bincode::Encode + bincode::Decode<()> + Send + Sync + 'static {
+    /// The opcode.
+    const OPCODE: u32;
+    /// Cap on the encoded request body.
+    const MAX_REQ: usize = crate::config::MAX_BODY;
+    /// Cap on the encoded reply body.
+    const MAX_REPLY: usize = crate::config::MAX_BODY;
+    /// The reply body.
+    type Reply: bincode::Encode + bincode::Decode<()> + Send + 'static;
+}
+
+/// Boxed handler future yielding an encoded reply.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, RpcError>> + Send>>;
+/// Type-erased handler: decodes synchronously (so bad bodies are answered at once), then runs.
+pub type ErasedHandler =
+    Arc<dyn Fn(RpcCtx, &[u8]) -> Result<HandlerFuture, RpcError> + Send + Sync>;
+
+/// A protocol: name, base, version, handlers by index.
+pub struct Protocol {
+    name: String,
+    base: u8,
+    version: u8,
+    handlers: Vec<Option<ErasedHandler>>,
+    bad: Vec<String>,
+}
+
+impl Protocol {
+    /// An empty protocol.
+    pub fn new(name: &str, base: u8, version: u8) -> Protocol {
+        Protocol {
+            name: name.to_string(),
+            base,
+            version,
+            handlers: Vec::new(),
+            bad: Vec::new(),
+        }
+    }
+
+    /// Registers the handler of `R` (its opcode must belong to this protocol).
+    pub fn handler<R, F, Fut>(mut self, f: F) -> Protocol
+    where
+        R: Rpc,
+        F: Fn(RpcCtx, R) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R::Reply, RpcError>> + Send + 'static,
+    {
+        let (b, v, idx) = split(R::OPCODE);
+        if b != self.base || v != self.version {
+            self.bad.push(format!(
+                "opcode {:#010x} does not belong to protocol {} (base {:#x} v{})",
+                R::OPCODE,
+                self.name,
+                self.base,
+                self.version
+            ));
+            return self;
+        }
+        let f = Arc::new(f);
+        let h: ErasedHandler = Arc::new(move |ctx: RpcCtx, body: &[u8]| {
+            let req: R = wire::decode_body(body, R::MAX_REQ).map_err(|e| {
+                RpcError::new(
+                    Der::Proto,
+                    format!("undecodable body for opcode {:#010x}: {e}", R::OPCODE),
+                )
+            })?;
+            let fut = f(ctx, req);
+            Ok(Box::pin(async move {
+                let reply = fut.await?;
+                wire::encode_body("reply", &reply, R::MAX_REPLY)
+                    .map_err(|e| RpcError::new(Der::Overflow, e.to_string()))
+            }) as HandlerFuture)
+        });
+        let i = idx as usize;
+        if self.handlers.len() <= i {
+            self.handlers.resize(i + 1, None);
+        }
+        if self.handlers[i].is_some() {
+            self.bad.push(format!(
+                "index {i} registered twice in protocol {}",
+                self.name
+            ));
+        }
+        self.handlers[i] = Some(h);
+        self
+    }
+
+    /// Name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// All protocols a context serves.
+#[derive(Default, Clone)]
+pub struct Registry {
+    by_base: HashMap<u8, Vec<Arc<Protocol>>>,
+}
+
+impl Registry {
+    /// Adds a protocol; refuses a duplicate (base, version) or a protocol with misplaced opcodes.
+    pub fn register(&mut self, p: Protocol) -> Result<(), CartError> {
+        if let Some(b) = p.bad.first() {
+            return Err(CartError::Registration(b.clone()));
+        }
+        let list = self.by_base.entry(p.base).or_default();
+        if list.iter().any(|q| q.version == p.version) {
+            return Err(CartError::Registration(format!(
+                "protocol base {:#x} version {} already registered",
+                p.base, p.version
+            )));
+        }
+        list.push(Arc::new(p));
+        Ok(())
+    }
+
+    /// Finds the handler for an opcode, or the error to reply.
+    pub fn lookup(&self, op: u32) -> Result<ErasedHandler, RpcError> {
+        let (base, ver, idx) = split(op);
+        let Some(list) = self.by_base.get(&base) else {
+            return Err(RpcError::new(
+                Der::Unreg,
+                format!("opcode {op:#010x}: no protocol with base {base:#x} is registered"),
+            ));
+        };
+        let Some(p) = list.iter().find(|p| p.version == ver) else {
+            let have: Vec<u8> = list.iter().map(|p| p.version).collect();
+            return Err(RpcError::new(
+                Der::Mismatch,
+                format!(
+                    "opcode {op:#010x}: protocol {} version {ver} not served (have {have:?})",
+                    list[0].name
+                ),
+            ));
+        };
+        p.handlers
+            .get(idx as usize)
+            .and_then(|h| h.clone())
+            .ok_or_else(|| {
+                RpcError::new(
+                    Der::Unreg,
+                    format!(
+                        "opcode {op:#010x}: protocol {} v{ver} has no handler {idx}",
+                        p.name
+                    ),
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opcode_packing_matches_crt_proto_opc() {
+        // DAOS self-test base 0xF2 v1; internal 0xFF v4.
+        assert_eq!(opcode(0xF2, 1, 3), 0xF201_0003);
+        assert_eq!(opcode(0xFF, 4, 0), 0xFF04_0000);
+        assert_eq!(split(0xF201_0003), (0xF2, 1, 3));
+        for (b, v, i) in [(0u8, 0u8, 0u16), (1, 2, 3), (255, 255, 65535)] {
+            assert_eq!(split(opcode(b, v, i)), (b, v, i));
+        }
+    }
+
+    #[derive(bincode::Encode, bincode::Decode)]
+    struct Ping(u32);
+    impl Rpc for Ping {
+        const OPCODE: u32 = opcode(0x10, 1, 0);
+        type Reply = u32;
+    }
+    #[derive(bincode::Encode, bincode::Decode)]
+    struct Wrong;
+    impl Rpc for Wrong {
+        const OPCODE: u32 = opcode(0x11, 1, 0);
+        type Reply = ();
+    }
+
+    #[test]
+    fn registry_errors() {
+        let mut r = Registry::default();
+        r.register(Protocol::new("ping", 0x10, 1).handler(|_, p: Ping| async move { Ok(p.0 + 1) }))
+            .unwrap();
+        assert!(r.lookup(Ping::OPCODE).is_ok());
+        assert_eq!(r.lookup(opcode(0x10, 1, 1)).err().unwrap().der, Der::Unreg);
+        assert_eq!(
+            r.lookup(opcode(0x10, 2, 0)).err().unwrap().der,
+            Der::Mismatch
+        );
+        assert_eq!(r.lookup(opcode(0x12, 1, 0)).err().unwrap().der, Der::Unreg);
+        let e = r
+            .register(Protocol::new("ping again", 0x10, 1))
+            .unwrap_err();
+        assert!(e.to_string().contains("already registered"), "{e}");
+        let e = r
+            .register(Protocol::new("bad", 0x10, 2).handler(|_, _w: Wrong| async { Ok(()) }))
+            .unwrap_err();
+        assert!(e.to_string().contains("does not belong"), "{e}");
+    }
+}

@@ -1,0 +1,519 @@
+//! The self-test protocol (DAOS base 0xF2, version 1), registered by every context: sessions with
+//! pre-registered server buffers, the test RPC (EMPTY / IOV / BULK_GET send, EMPTY / IOV / BULK_PUT
+//! reply), and the run loop (≤ `max_inflight` RPCs in flight, round-robin over the endpoints, one
+//! [`Sample`] per RPC). The CLI calls [`run`] locally; with `-m` it sends START to a remote master,
+//! which runs the same loop, and polls STATUS.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use daos_common::{DaosErrno, Der, Rank, Tag};
+
+use crate::bulk::{Bulk, BulkHandle, BulkOp};
+use crate::context::{Context, Endpoint, RpcCtx};
+use crate::error::{CartError, RpcError};
+use crate::group::Group;
+use crate::proto::{opcode, Protocol, Rpc};
+use crate::transport::{Access, DmaBuf};
+
+/// Self-test protocol base.
+pub const BASE: u8 = 0xF2;
+/// Version.
+pub const VERSION: u8 = 1;
+
+/// Message kinds (DAOS `CRT_SELF_TEST_MSG_TYPE_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub enum MsgType {
+    /// No payload.
+    Empty,
+    /// Inline payload.
+    Iov,
+    /// Server pulls from the client (send side).
+    BulkGet,
+    /// Server pushes to the client (reply side).
+    BulkPut,
+}
+
+/// Type and size of one direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct MsgSpec {
+    /// Kind.
+    pub ty: MsgType,
+    /// Bytes.
+    pub size: u32,
+}
+
+/// One measured RPC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct Sample {
+    /// Index into the endpoint list.
+    pub endpoint: u32,
+    /// Round trip in nanoseconds.
+    pub latency_ns: u64,
+    /// 0 or `-DER_*`.
+    pub rc: i32,
+}
+
+/// Result of a run.
+#[derive(Debug, Clone, bincode::Encode, bincode::Decode)]
+pub struct RunResult {
+    /// Samples in completion order.
+    pub samples: Vec<Sample>,
+    /// Wall time of the timed loop, ns.
+    pub duration_ns: u64,
+}
+
+/// OPEN_SESSION: the server prepares `buf_count` buffers for this (send, reply) pair.
+#[derive(Debug, bincode::Encode, bincode::Decode)]
+pub struct OpenSession {
+    /// Send side.
+    pub send: MsgSpec,
+    /// Reply side.
+    pub reply: MsgSpec,
+    /// Buffers to preallocate (= max in flight).
+    pub buf_count: u32,
+}
+impl Rpc for OpenSession {
+    const OPCODE: u32 = opcode(BASE, VERSION, 0);
+    type Reply = u32;
+}
+
+/// CLOSE_SESSION.
+#[derive(Debug, bincode::Encode, bincode::Decode)]
+pub struct CloseSession {
+    /// Session id.
+    pub id: u32,
+}
+impl Rpc for CloseSession {
+    const OPCODE: u32 = opcode(BASE, VERSION, 1);
+    type Reply = ();
+}
+
+/// The test RPC.
+#[derive(Debug, bincode::Encode, bincode::Decode)]
+pub struct TestMsg {
+    /// Session id.
+    pub session: u32,
+    /// Inline payload (IOV send).
+    pub iov: Vec<u8>,
+    /// Client buffer to pull from (BULK_GET send).
+    pub bulk_send: Option<BulkHandle>,
+    /// Client buffer to push into (BULK_PUT reply).
+    pub bulk_reply: Option<BulkHandle>,
+}
+impl Rpc for TestMsg {
+    const OPCODE: u32 = opcode(BASE, VERSION, 2);
+    type Reply = Vec<u8>;
+}
+
+/// START (master mode): run the loop from this server against `endpoints`.
+#[derive(Debug, bincode::Encode, bincode::Decode)]
+pub struct Start {
+    /// Group name.
+    pub group: String,
+    /// Group members (rank, URI).
+    pub members: Vec<(Rank, String)>,
+    /// Endpoints (rank, tag).
+    pub endpoints: Vec<(Rank, Tag)>,
+    /// Send side.
+    pub send: MsgSpec,
+    /// Reply side.
+    pub reply: MsgSpec,
+    /// Total RPCs.
+    pub reps: u32,
+    /// Max in flight.
+    pub inflight: u32,
+    /// Per-RPC timeout, ms (0 = default).
+    pub timeout_ms: u64,
+}
+impl Rpc for Start {
+    const OPCODE: u32 = opcode(BASE, VERSION, 3);
+    type Reply = ();
+}
+
+/// STATUS: `None` while running, the result when done.
+#[derive(Debug, bincode::Encode, bincode::Decode)]
+pub struct Status;
+impl Rpc for Status {
+    const OPCODE: u32 = opcode(BASE, VERSION, 4);
+    type Reply = Option<Result<RunResult, String>>;
+}
+
+struct Session {
+    send: MsgSpec,
+    reply: MsgSpec,
+    pool: Mutex<Vec<Bulk>>,
+}
+
+fn sessions() -> &'static Mutex<HashMap<u32, Arc<Session>>> {
+    static S: OnceLock<Mutex<HashMap<u32, Arc<Session>>>> = OnceLock::new();
+    S.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+enum MasterState {
+    Idle,
+    Running,
+    Done(Result<RunResult, String>),
+}
+
+fn master() -> &'static Mutex<MasterState> {
+    static M: OnceLock<Mutex<MasterState>> = OnceLock::new();
+    M.get_or_init(|| Mutex::new(MasterState::Idle))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn server_buf_len(send: MsgSpec, reply: MsgSpec) -> usize {
+    let s = if send.ty == MsgType::BulkGet {
+        send.size
+    } else {
+        0
+    };
+    let r = if reply.ty == MsgType::BulkPut {
+        reply.size
+    } else {
+        0
+    };
+    s.max(r) as usize
+}
+
+async fn open_session(rc: RpcCtx, req: OpenSession) -> Result<u32, RpcError> {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    let len = server_buf_len(req.send, req.reply);
+    let mut pool = Vec::new();
+    if len > 0 {
+        for _ in 0..req.buf_count.clamp(1, 1024) {
+            pool.push(
+                rc.bulk_create(vec![DmaBuf::zeroed(len)], Access::ReadWrite)
+                    .map_err(|e| RpcError::from(&e))?,
+            );
+        }
+    }
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    lock(sessions()).insert(
+        id,
+        Arc::new(Session {
+            send: req.send,
+            reply: req.reply,
+            pool: Mutex::new(pool),
+        }),
+    );
+    Ok(id)
+}
+
+async fn test(rc: RpcCtx, req: TestMsg) -> Result<Vec<u8>, RpcError> {
+    let sess = lock(sessions()).get(&req.session).cloned().ok_or_else(|| {
+        RpcError::new(
+            Der::Nonexist,
+            format!("self-test session {} is not open", req.session),
+        )
+    })?;
+    let len = server_buf_len(sess.send, sess.reply);
+    let buf = if len > 0 {
+        let b = lock(&sess.pool).pop();
+        Some(match b {
+            Some(b) => b,
+            None => rc
+                .bulk_create(vec![DmaBuf::zeroed(len)], Access::ReadWrite)
+                .map_err(|e| RpcError::from(&e))?,
+        })
+    } else {
+        None
+    };
+    let res = async {
+        match sess.send.ty {
+            MsgType::BulkGet => {
+                let h = req.bulk_send.as_ref().ok_or_else(|| {
+                    RpcError::new(Der::Inval, "BULK_GET session but no send bulk handle")
+                })?;
+                let b = buf
+                    .as_ref()
+                    .ok_or_else(|| RpcError::new(Der::Inval, "no server buffer"))?;
+                rc.bulk_transfer(BulkOp::Get, h, 0, b, 0, u64::from(sess.send.size))
+                    .await
+                    .map_err(|e| RpcError::from(&e))?;
+            }
+            _ if req.iov.len() != sess.send.size as usize => {
+                return Err(RpcError::new(
+                    Der::Inval,
+                    format!(
+                        "IOV of {} bytes in a session of {}",
+                        req.iov.len(),
+                        sess.send.size
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        match sess.reply.ty {
+            MsgType::BulkPut => {
+                let h = req.bulk_reply.as_ref().ok_or_else(|| {
+                    RpcError::new(Der::Inval, "BULK_PUT session but no reply bulk handle")
+                })?;
+                let b = buf
+                    .as_ref()
+                    .ok_or_else(|| RpcError::new(Der::Inval, "no server buffer"))?;
+                rc.bulk_transfer(BulkOp::Put, h, 0, b, 0, u64::from(sess.reply.size))
+                    .await
+                    .map_err(|e| RpcError::from(&e))?;
+                Ok(Vec::new())
+            }
+            MsgType::Iov => Ok(vec![0xA5; sess.reply.size as usize]),
+            _ => Ok(Vec::new()),
+        }
+    }
+    .await;
+    if let Some(b) = buf {
+        lock(&sess.pool).push(b);
+    }
+    res
+}
+
+async fn start(rc: RpcCtx, req: Start) -> Result<(), RpcError> {
+    let ctx = rc
+        .context()
+        .ok_or_else(|| RpcError::new(Der::Shutdown, "context closing"))?;
+    {
+        let mut m = lock(master());
+        if matches!(*m, MasterState::Running) {
+            return Err(RpcError::new(
+                Der::Busy,
+                "a self-test run is already in progress on this master",
+            ));
+        }
+        *m = MasterState::Running;
+    }
+    let group = Group::new(&req.group, req.members);
+    let eps: Vec<Endpoint> = req
+        .endpoints
+        .iter()
+        .map(|&(r, t)| Endpoint::new(&group, r, t))
+        .collect();
+    let timeout = (req.timeout_ms > 0).then(|| Duration::from_millis(req.timeout_ms));
+    tokio::spawn(async move {
+        let r = run(
+            &ctx,
+            &eps,
+            req.send,
+            req.reply,
+            req.reps,
+            req.inflight,
+            timeout,
+            None,
+        )
+        .await;
+        *lock(master()) = MasterState::Done(r.map_err(|e| e.to_string()));
+    });
+    Ok(())
+}
+
+/// The protocol, with its handlers.
+pub fn protocol() -> Protocol {
+    Protocol::new("self-test", BASE, VERSION)
+        .handler(open_session)
+        .handler(|_rc: RpcCtx, req: CloseSession| async move {
+            lock(sessions()).remove(&req.id);
+            Ok(())
+        })
+        .handler(test)
+        .handler(start)
+        .handler(|_rc: RpcCtx, _req: Status| async move {
+            let mut m = lock(master());
+            Ok(match std::mem::replace(&mut *m, MasterState::Idle) {
+                MasterState::Running => {
+                    *m = MasterState::Running;
+                    None
+                }
+                MasterState::Done(r) => Some(r),
+                MasterState::Idle => Some(Err(
+                    "no self-test run was started on this master".to_string()
+                )),
+            })
+        })
+}
+
+/// Client buffers of one in-flight slot: (send handle, send bulk, reply handle, reply bulk).
+type Slot = (
+    Option<BulkHandle>,
+    Option<Bulk>,
+    Option<BulkHandle>,
+    Option<Bulk>,
+);
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// Runs `reps` test RPCs, at most `inflight` at a time, round-robin over `endpoints` (or in the
+/// order given by `order`, e.g. shuffled for `-q`). Endpoints whose session cannot be opened get
+/// all their RPCs recorded as failures with that error.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    ctx: &Context,
+    endpoints: &[Endpoint],
+    send: MsgSpec,
+    reply: MsgSpec,
+    reps: u32,
+    inflight: u32,
+    timeout: Option<Duration>,
+    progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+) -> Result<RunResult, CartError> {
+    if endpoints.is_empty() {
+        return Err(CartError::Inval(
+            "self-test needs at least one endpoint".into(),
+        ));
+    }
+    let inflight = inflight.clamp(1, reps.max(1));
+    // Sessions.
+    let mut sess: Vec<Result<u32, i32>> = Vec::with_capacity(endpoints.len());
+    for ep in endpoints {
+        let r = ctx
+            .send_with(
+                ep,
+                &OpenSession {
+                    send,
+                    reply,
+                    buf_count: inflight,
+                },
+                timeout,
+            )
+            .await;
+        sess.push(r.map_err(|e| {
+            tracing::warn!(rank = ep.rank, tag = ep.tag, error = %e, "self-test session open failed");
+            e.rc()
+        }));
+    }
+    // Client buffers, one set per in-flight slot.
+    let mut slots: Vec<Slot> = Vec::new();
+    for i in 0..inflight {
+        let (sh, sb) = if send.ty == MsgType::BulkGet {
+            let b = ctx.bulk_create(
+                vec![DmaBuf::from_vec(pattern(send.size as usize, i as u8))],
+                Access::ReadOnly,
+            )?;
+            (Some(b.handle()), Some(b))
+        } else {
+            (None, None)
+        };
+        let (rh, rb) = if reply.ty == MsgType::BulkPut {
+            let b =
+                ctx.bulk_create(vec![DmaBuf::zeroed(reply.size as usize)], Access::ReadWrite)?;
+            (Some(b.handle()), Some(b))
+        } else {
+            (None, None)
+        };
+        slots.push((sh, sb, rh, rb));
+    }
+    let iov = Arc::new(if send.ty == MsgType::Iov {
+        pattern(send.size as usize, 7)
+    } else {
+        Vec::new()
+    });
+    let mut free: Vec<usize> = (0..inflight as usize).rev().collect();
+    let mut set = tokio::task::JoinSet::new();
+    let mut samples = Vec::with_capacity(reps as usize);
+    let t0 = Instant::now();
+    let mut next = 0u32;
+    let n = endpoints.len();
+    while samples.len() < reps as usize {
+        while next < reps && !free.is_empty() {
+            let slot = free.pop().expect("non-empty");
+            let ei = next as usize % n;
+            next += 1;
+            let session = match sess[ei] {
+                Ok(s) => s,
+                Err(rc) => {
+                    samples.push(Sample {
+                        endpoint: ei as u32,
+                        latency_ns: 0,
+                        rc,
+                    });
+                    free.push(slot);
+                    continue;
+                }
+            };
+            let msg = TestMsg {
+                session,
+                iov: (*iov).clone(),
+                bulk_send: slots[slot].0.clone(),
+                bulk_reply: slots[slot].2.clone(),
+            };
+            let ctx = ctx.clone();
+            let ep = endpoints[ei].clone();
+            set.spawn(async move {
+                let t = Instant::now();
+                let r = ctx.send_with(&ep, &msg, timeout).await;
+                let lat = t.elapsed().as_nanos() as u64;
+                let rc = match r {
+                    Ok(body) if reply.ty == MsgType::Iov && body.len() != reply.size as usize => {
+                        -Der::Proto.code()
+                    }
+                    Ok(_) => 0,
+                    Err(e) => e.rc(),
+                };
+                (
+                    slot,
+                    Sample {
+                        endpoint: ei as u32,
+                        latency_ns: lat,
+                        rc,
+                    },
+                )
+            });
+        }
+        match set.join_next().await {
+            Some(Ok((slot, s))) => {
+                samples.push(s);
+                free.push(slot);
+                if let Some(p) = &progress {
+                    p(samples.len() as u64);
+                }
+            }
+            Some(Err(e)) => return Err(CartError::Canceled(format!("self-test task failed: {e}"))),
+            None => {}
+        }
+    }
+    let duration_ns = t0.elapsed().as_nanos() as u64;
+    for (ep, s) in endpoints.iter().zip(&sess) {
+        if let Ok(id) = s {
+            let _ = ctx.send_with(ep, &CloseSession { id: *id }, timeout).await;
+        }
+    }
+    drop(slots);
+    Ok(RunResult {
+        samples,
+        duration_ns,
+    })
+}
+
+/// Master mode: asks `master` to run the loop and polls STATUS every `poll` until it is done.
+pub async fn run_remote(
+    ctx: &Context,
+    master: &Endpoint,
+    start: Start,
+    poll: Duration,
+) -> Result<RunResult, CartError> {
+    ctx.send(master, &start).await?;
+    loop {
+        tokio::time::sleep(poll).await;
+        match ctx.send(master, &Status).await? {
+            None => continue,
+            Some(Ok(r)) => return Ok(r),
+            Some(Err(msg)) => {
+                return Err(CartError::Remote {
+                    opcode: Status::OPCODE,
+                    rank: master.rank,
+                    tag: master.tag,
+                    der: Der::Misc,
+                    msg,
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,437 @@
+//! The RPC-layer suite, run once per transport (loopback, ofi tcp;ofi_rxm, ofi shm): two contexts in
+//! one process, typed RPCs with inline and overflowed bodies checked byte by byte, the clear errors
+//! (unknown opcode, version mismatch, malformed body, timeout, unknown rank, unknown tag), credits
+//! with 10,000 RPCs at 64 in flight, one-way RPCs, and scatter-gather bulk GET/PUT.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cart::config::Config;
+use cart::transport::loopback::LoopbackTransport;
+use cart::transport::{Access, DmaBuf};
+use cart::{
+    opcode, BulkHandle, BulkOp, CartError, Context, Endpoint, Group, Protocol, Rpc, RpcCtx,
+    RpcError,
+};
+use daos_common::{DaosErrno, Der};
+
+#[derive(Debug, bincode::Encode, bincode::Decode)]
+struct Echo {
+    data: Vec<u8>,
+    reply_len: u32,
+}
+impl Rpc for Echo {
+    const OPCODE: u32 = opcode(0x20, 1, 0);
+    type Reply = (u64, Vec<u8>);
+}
+
+#[derive(Debug, bincode::Encode, bincode::Decode)]
+struct Sleep {
+    ms: u64,
+}
+impl Rpc for Sleep {
+    const OPCODE: u32 = opcode(0x20, 1, 1);
+    type Reply = ();
+}
+
+#[derive(Debug, bincode::Encode, bincode::Decode)]
+struct Count {
+    n: u64,
+}
+impl Rpc for Count {
+    const OPCODE: u32 = opcode(0x20, 1, 2);
+    type Reply = u64;
+}
+
+#[derive(Debug, bincode::Encode, bincode::Decode)]
+struct BulkReq {
+    handle: BulkHandle,
+    op_put: bool,
+    len: u64,
+    remote_off: u64,
+}
+impl Rpc for BulkReq {
+    const OPCODE: u32 = opcode(0x20, 1, 3);
+    type Reply = Vec<u8>;
+}
+
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i as u64).wrapping_mul(2654435761).wrapping_add(seed) >> 7) as u8)
+        .collect()
+}
+
+fn checksum(d: &[u8]) -> u64 {
+    d.iter().fold(0xcbf29ce484222325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+fn test_protocol(counter: Arc<AtomicU64>) -> Protocol {
+    Protocol::new("test", 0x20, 1)
+        .handler(|_c: RpcCtx, r: Echo| async move {
+            Ok((
+                checksum(&r.data),
+                pattern(r.reply_len as usize, r.data.len() as u64),
+            ))
+        })
+        .handler(|_c: RpcCtx, r: Sleep| async move {
+            tokio::time::sleep(Duration::from_millis(r.ms)).await;
+            Ok(())
+        })
+        .handler(move |_c: RpcCtx, r: Count| {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                Ok(r.n)
+            }
+        })
+        .handler(|c: RpcCtx, r: BulkReq| async move {
+            // Server side scatter-gather list of three uneven segments.
+            let segs = vec![
+                DmaBuf::zeroed(1000),
+                DmaBuf::zeroed(5000),
+                DmaBuf::zeroed(r.len as usize),
+            ];
+            let local = c
+                .bulk_create(segs, Access::ReadWrite)
+                .map_err(|e| RpcError::from(&e))?;
+            if r.op_put {
+                let src = pattern(local.len() as usize, 99);
+                let mut off = 0;
+                for s in local.segments() {
+                    s.buf.write_at(0, &src[off..off + s.len()]).unwrap();
+                    off += s.len();
+                }
+                c.bulk_transfer(BulkOp::Put, &r.handle, r.remote_off, &local, 700, r.len)
+                    .await
+                    .map_err(|e| RpcError::from(&e))?;
+                Ok(Vec::new())
+            } else {
+                c.bulk_transfer(BulkOp::Get, &r.handle, r.remote_off, &local, 700, r.len)
+                    .await
+                    .map_err(|e| RpcError::from(&e))?;
+                Ok(local.to_vec()[700..700 + r.len as usize].to_vec())
+            }
+        })
+}
+
+struct Pair {
+    client: Context,
+    server: Context,
+    group: Arc<Group>,
+    counter: Arc<AtomicU64>,
+}
+
+fn setup(make: &dyn Fn(u32) -> Context) -> Pair {
+    let server = make(0);
+    let counter = Arc::new(AtomicU64::new(0));
+    server.register(test_protocol(counter.clone())).unwrap();
+    let client = make(0);
+    let group = Group::new("g", [(0, server.uri().to_string())]);
+    Pair {
+        client,
+        server,
+        group,
+        counter,
+    }
+}
+
+async fn suite(make: &dyn Fn(u32) -> Context) {
+    let p = setup(make);
+    let ep = Endpoint::new(&p.group, 0, 0);
+    let c = &p.client;
+
+    // Inline and overflowed bodies both ways, every byte checked.
+    for &n in &[
+        0usize,
+        1,
+        1024,
+        19 * 1024 - 64,
+        19 * 1024 + 1,
+        100_000,
+        1 << 20,
+        8 << 20,
+    ] {
+        let data = pattern(n, n as u64);
+        let (sum, back) = c
+            .send(
+                &ep,
+                &Echo {
+                    data: data.clone(),
+                    reply_len: n as u32,
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("echo {n}: {e}"));
+        assert_eq!(sum, checksum(&data), "request body of {n} bytes corrupted");
+        assert_eq!(
+            back,
+            pattern(n, n as u64),
+            "reply body of {n} bytes corrupted"
+        );
+    }
+
+    // Unknown opcode, version mismatch, malformed body: clear error replies.
+    let e = c
+        .call_raw(&ep, opcode(0x21, 1, 0), vec![], None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.der(), Der::Unreg, "{e}");
+    let e = c
+        .call_raw(&ep, opcode(0x20, 1, 9), vec![], None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.der(), Der::Unreg, "{e}");
+    let e = c
+        .call_raw(&ep, opcode(0x20, 2, 0), vec![], None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.der(), Der::Mismatch, "{e}");
+    let e = c
+        .call_raw(&ep, Echo::OPCODE, vec![0xff; 7], None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.der(), Der::Proto, "{e}");
+    assert!(e.to_string().contains("undecodable"), "{e}");
+
+    // Timeout (per-RPC override), and the context still works afterwards.
+    let e = c
+        .send_with(&ep, &Sleep { ms: 2000 }, Some(Duration::from_millis(150)))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, CartError::Timeout { .. }), "{e}");
+    assert_eq!(e.der(), Der::Timedout);
+    assert_eq!(c.send(&ep, &Count { n: 5 }).await.unwrap(), 5);
+
+    // Unknown rank and unknown tag.
+    let e = c
+        .send(&Endpoint::new(&p.group, 9, 0), &Count { n: 1 })
+        .await
+        .unwrap_err();
+    assert_eq!(e.der(), Der::Oog, "{e}");
+    let e = c
+        .send(&Endpoint::new(&p.group, 0, 3), &Count { n: 1 })
+        .await
+        .unwrap_err();
+    assert_eq!(e.der(), Der::Nonexist, "{e}");
+
+    // 10,000 RPCs with 64 in flight (credits cap the wire at 32): none lost or duplicated.
+    let before = p.counter.load(Ordering::SeqCst);
+    let mut set = tokio::task::JoinSet::new();
+    let mut seen = vec![false; 10_000];
+    let mut next = 0u64;
+    while next < 64 {
+        let (c, ep) = (c.clone(), ep.clone());
+        set.spawn(async move { c.send(&ep, &Count { n: next }).await });
+        next += 1;
+    }
+    while let Some(r) = set.join_next().await {
+        let n = r.unwrap().unwrap() as usize;
+        assert!(!seen[n], "reply {n} duplicated");
+        seen[n] = true;
+        if next < 10_000 {
+            let (c, ep) = (c.clone(), ep.clone());
+            let k = next;
+            set.spawn(async move { c.send(&ep, &Count { n: k }).await });
+            next += 1;
+        }
+    }
+    assert!(seen.iter().all(|&s| s), "replies lost");
+    assert_eq!(
+        p.counter.load(Ordering::SeqCst) - before,
+        10_000,
+        "server executed a request twice or lost one"
+    );
+
+    // One-way RPCs run on the server.
+    let before = p.counter.load(Ordering::SeqCst);
+    for i in 0..10 {
+        c.send_oneway(&ep, &Count { n: i }).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while p.counter.load(Ordering::SeqCst) < before + 10 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "one-way RPCs not executed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // Bulk: the server pulls from / pushes into a two-segment client list at offsets.
+    let len = 3 * 4096 + 17;
+    let a = pattern(9000, 1);
+    let b = pattern(20_000, 2);
+    let bulk = c
+        .bulk_create(
+            vec![DmaBuf::from_vec(a.clone()), DmaBuf::from_vec(b.clone())],
+            Access::ReadOnly,
+        )
+        .unwrap();
+    let got = c
+        .send(
+            &ep,
+            &BulkReq {
+                handle: bulk.handle(),
+                op_put: false,
+                len: len as u64,
+                remote_off: 100,
+            },
+        )
+        .await
+        .unwrap();
+    let whole: Vec<u8> = a.iter().chain(b.iter()).copied().collect();
+    assert_eq!(got, whole[100..100 + len]);
+    // PUT into a read-only handle is refused with a clear error.
+    let e = c
+        .send(
+            &ep,
+            &BulkReq {
+                handle: bulk.handle(),
+                op_put: true,
+                len: 10,
+                remote_off: 0,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.der(), Der::Inval, "{e}");
+    let rw = c
+        .bulk_create(
+            vec![DmaBuf::zeroed(5000), DmaBuf::zeroed(30_000)],
+            Access::ReadWrite,
+        )
+        .unwrap();
+    c.send(
+        &ep,
+        &BulkReq {
+            handle: rw.handle(),
+            op_put: true,
+            len: len as u64,
+            remote_off: 3,
+        },
+    )
+    .await
+    .unwrap();
+    let server_src = pattern(1000 + 5000 + len, 99);
+    let mine = rw.to_vec();
+    assert_eq!(&mine[3..3 + len], &server_src[700..700 + len]);
+    assert!(mine[..3].iter().all(|&x| x == 0) && mine[3 + len..].iter().all(|&x| x == 0));
+    // Out-of-range remote offset is an error, not a crash.
+    let e = c
+        .send(
+            &ep,
+            &BulkReq {
+                handle: bulk.handle(),
+                op_put: false,
+                len: 100,
+                remote_off: 28_950,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.der(), Der::Inval, "{e}");
+
+    drop(p.server);
+}
+
+fn loopback_ctx(rank: u32) -> Context {
+    let cfg = Config {
+        provider: None,
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    Context::with_transport(
+        Arc::new(LoopbackTransport::new(cfg.inline_limit + 1024)),
+        cfg,
+        rank,
+        0,
+    )
+    .unwrap()
+}
+
+fn ofi_ctx(provider: &'static str) -> impl Fn(u32) -> Context {
+    move |rank| {
+        let cfg = Config {
+            provider: Some(provider.into()),
+            interface: Some("lo".into()),
+            ..Default::default()
+        };
+        Context::new(&cfg, rank, 0).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn rpc_suite_loopback() {
+    suite(&loopback_ctx).await;
+}
+
+#[tokio::test]
+async fn rpc_suite_ofi_tcp_rxm() {
+    suite(&ofi_ctx("ofi+tcp;ofi_rxm")).await;
+}
+
+#[tokio::test]
+async fn rpc_suite_ofi_shm() {
+    suite(&ofi_ctx("ofi+shm")).await;
+}
+
+#[tokio::test]
+async fn uri_lookup_reaches_other_tags() {
+    let cfg = Config {
+        provider: Some("ofi+tcp".into()),
+        ..Default::default()
+    };
+    let s0 = Context::new(&cfg, 0, 0).unwrap();
+    let s1 = Context::new(&cfg, 0, 1).unwrap();
+    let counter = Arc::new(AtomicU64::new(0));
+    s1.register(test_protocol(counter.clone())).unwrap();
+    s0.set_sibling_uris(vec![s0.uri().to_string(), s1.uri().to_string()]);
+    let client = Context::new(&cfg, 5, 0).unwrap();
+    let g = Group::new("g", [(0, s0.uri().to_string())]);
+    assert_eq!(
+        client
+            .send(&Endpoint::new(&g, 0, 1), &Count { n: 42 })
+            .await
+            .unwrap(),
+        42
+    );
+    assert_eq!(counter.load(Ordering::SeqCst), 1);
+    // Tag 0 does not serve the test protocol: DER_UNREG from the right context.
+    let e = client
+        .send(&Endpoint::new(&g, 0, 0), &Count { n: 1 })
+        .await
+        .unwrap_err();
+    assert_eq!(e.der(), Der::Unreg);
+}
+
+#[tokio::test]
+async fn provider_mismatch_in_uri_is_a_clear_error() {
+    let tcp = Context::new(
+        &Config {
+            provider: Some("ofi+tcp".into()),
+            ..Default::default()
+        },
+        0,
+        0,
+    )
+    .unwrap();
+    let shm = Context::new(
+        &Config {
+            provider: Some("ofi+shm".into()),
+            ..Default::default()
+        },
+        1,
+        0,
+    )
+    .unwrap();
+    let g = Group::new("g", [(0, tcp.uri().to_string())]);
+    let e = shm
+        .send(&Endpoint::new(&g, 0, 0), &Count { n: 1 })
+        .await
+        .unwrap_err();
+    assert_eq!(e.der(), Der::Inval);
+    assert!(e.to_string().contains("D_PROVIDER"), "{e}");
+}
