@@ -71,6 +71,8 @@ pub struct PoolConfig {
     pub wal_checkpoint_bytes: u64,
     /// WAL space is pre-zeroed in chunks of this size so fdatasync rarely changes file size.
     pub wal_chunk: u64,
+    /// Write zeros over the data file at create so value writes never allocate blocks.
+    pub preallocate_data: bool,
 }
 
 impl PoolConfig {
@@ -87,6 +89,7 @@ impl PoolConfig {
             inline_threshold: 4096,
             wal_checkpoint_bytes: 256 << 20,
             wal_chunk: 16 << 20,
+            preallocate_data: false,
         }
     }
 

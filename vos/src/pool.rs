@@ -116,6 +116,10 @@ impl VosPool {
         f.set_len(cfg.data_size / 4096 * 4096)
             .map_err(|e| VosError::io(&data_path, e))?;
         f.sync_all().map_err(|e| VosError::io(&data_path, e))?;
+        drop(f);
+        if cfg.preallocate_data {
+            preallocate(&data_path, cfg.data_size / 4096 * 4096)?;
+        }
         ckpt::write_ckpt(dir, 1, 1, &ckpt::encode_index(&Index::default()))?;
         let hdr = PoolHeader {
             data_size: cfg.data_size / 4096 * 4096,
@@ -247,17 +251,19 @@ impl VosPool {
             pos: info.end,
             alloc: wal_len,
         };
-        let s2 = sh.clone();
-        let threads = vec![
-            std::thread::Builder::new()
-                .name("vos-flush".into())
-                .spawn(move || fl.run())
-                .map_err(|e| VosError::io(&dir, e))?,
-            std::thread::Builder::new()
-                .name("vos-read".into())
-                .spawn(move || reader(s2))
-                .map_err(|e| VosError::io(&dir, e))?,
-        ];
+        let mut threads = vec![std::thread::Builder::new()
+            .name("vos-flush".into())
+            .spawn(move || fl.run())
+            .map_err(|e| VosError::io(&dir, e))?];
+        for i in 0..READERS {
+            let s2 = sh.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("vos-read{i}"))
+                    .spawn(move || reader(s2))
+                    .map_err(|e| VosError::io(&dir, e))?,
+            );
+        }
         Ok(VosPool {
             sh,
             threads,
@@ -711,6 +717,31 @@ impl Drop for VosPool {
     }
 }
 
+/// Writes zeros over the whole data file so later O_DIRECT writes are overwrites: no block
+/// allocation, so their fdatasync needs no journal commit.
+fn preallocate(path: &Path, size: u64) -> Result<()> {
+    let f = open_direct(path, false).map_err(|e| VosError::io(path, e))?;
+    let chunk = AlignedBuf::zeroed(8 << 20);
+    let mut ring = Ring::new(16);
+    let mut off = 0u64;
+    while off < size {
+        let mut ops = Vec::new();
+        while off < size && ops.len() < 8 {
+            let n = (chunk.len() as u64).min(size - off) as usize;
+            ops.push(IoOp::Write {
+                file: &f,
+                buf: &chunk.as_slice()[..n],
+                off,
+            });
+            off += n as u64;
+        }
+        for r in ring.run(&mut ops) {
+            r.map_err(|e| VosError::io(path, e))?;
+        }
+    }
+    f.sync_all().map_err(|e| VosError::io(path, e))
+}
+
 fn copy_out(out: &mut [Fetched], c: &DiskCopy, src: &[u8]) {
     let dst: &mut [u8] = match &mut out[c.iod] {
         Fetched::Single(Some(v)) => v,
@@ -720,7 +751,11 @@ fn copy_out(out: &mut [Fetched], c: &DiskCopy, src: &[u8]) {
     dst[c.dst_off..c.dst_off + c.n].copy_from_slice(&src[c.src_off..c.src_off + c.n]);
 }
 
-/// The reader thread: batches queued fetch reads into one io_uring submission.
+/// Reader threads per pool and jobs each takes per wake-up.
+const READERS: usize = 4;
+const READ_BATCH: usize = 4;
+
+/// A reader thread: batches queued fetch reads into one io_uring submission.
 fn reader(sh: Arc<Shared>) {
     let mut ring = Ring::new(64);
     loop {
@@ -732,7 +767,10 @@ fn reader(sh: Arc<Shared>) {
             if q.0.is_empty() {
                 return;
             }
-            std::mem::take(&mut q.0)
+            // Take a few jobs, not all: several reader threads then keep reads in flight while
+            // one of them is still copying and checksumming a finished batch.
+            let n = q.0.len().min(READ_BATCH);
+            q.0.drain(..n).collect::<Vec<_>>()
         };
         let mut exts: Vec<(u64, u32, u32)> = jobs
             .iter()

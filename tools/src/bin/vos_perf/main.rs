@@ -49,6 +49,9 @@ struct Args {
     /// Values larger than this go to the data file (default 4096).
     #[arg(long, default_value_t = 4096)]
     inline_threshold: usize,
+    /// Leave the data file sparse instead of pre-zeroing it at create.
+    #[arg(long)]
+    sparse: bool,
     /// Skip the fio anchor.
     #[arg(long)]
     no_fio: bool,
@@ -166,6 +169,7 @@ fn pool_config(args: &Args, dir: &std::path::Path, data_size: u64) -> PoolConfig
     let mut cfg = PoolConfig::new(args.scm.join("vos_perf_scm"), dir);
     cfg.data_size = data_size;
     cfg.inline_threshold = args.inline_threshold;
+    cfg.preallocate_data = !args.sparse;
     cfg
 }
 
