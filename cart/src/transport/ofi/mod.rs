@@ -154,6 +154,17 @@ impl Drop for Inner {
     }
 }
 
+/// Provider quirk: libfabric 1.17 links libpsm_infinipath, whose library constructor (run before
+/// `main`) installs SIGINT/SIGTERM handlers that `exit(1)`; a handler installed later (tokio's
+/// signal-hook) chains to it, so a server would exit before cleaning up. Servers call this once
+/// before installing their own handlers: it resets both signals to `SIG_DFL`.
+pub fn restore_default_signals() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: installing SIG_DFL has no memory-safety preconditions.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+}
+
 /// A libfabric endpoint with its CQ and AV.
 pub struct OfiTransport {
     inner: Arc<Inner>,

@@ -1,0 +1,207 @@
+//! `self_test`: DAOS's fabric benchmark. Flags and report come from `tools::self_test`; the run loop
+//! is cart's self-test protocol, run here (this process is the master) or on remote masters (`-m`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cart::selftest::{self, MsgSpec as CMsgSpec, MsgType as CMsgType, Start};
+use cart::{Config, Context, Endpoint, Group};
+use daos_common::DaosErrno;
+use tools::self_test::args::{EndpointId, MsgSpec, MsgType, Plan, SelfTestArgs};
+use tools::self_test::stats::{Sample, TupleResult};
+use tools::self_test::{progress, report};
+
+fn conv(m: MsgSpec) -> CMsgSpec {
+    let ty = match m.ty {
+        MsgType::Empty => CMsgType::Empty,
+        MsgType::Iov => CMsgType::Iov,
+        MsgType::BulkGet => CMsgType::BulkGet,
+        MsgType::BulkPut => CMsgType::BulkPut,
+    };
+    CMsgSpec { ty, size: m.size }
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+                .unwrap_or_else(|_| "error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let (args, defaulted) = match SelfTestArgs::try_parse_with_source(std::env::args_os()) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
+    let plan = match args.plan(defaulted) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("self_test: {e}");
+            std::process::exit(2);
+        }
+    };
+    for w in &plan.warnings {
+        eprintln!("Warning: {w}");
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("self_test: tokio runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(run(&args, &plan)) {
+        eprintln!("self_test: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: &SelfTestArgs, plan: &Plan) -> Result<(), String> {
+    let group =
+        Group::attach(&plan.attach_info_dir, &plan.params.group).map_err(|e| e.to_string())?;
+    let cfg = Config {
+        timeout: args.timeout.map(Duration::from_secs),
+        ..Default::default()
+    };
+    let ctx = Context::new(&cfg, u32::MAX, 0).map_err(|e| e.to_string())?;
+    let p = &plan.params;
+    let eps: Vec<Endpoint> = p
+        .endpoints
+        .iter()
+        .map(|e| Endpoint::new(&group, e.rank, e.tag))
+        .collect();
+    let timeout = args.timeout.map(Duration::from_secs);
+
+    if !args.no_sync {
+        // Ping every distinct endpoint once so connection set-up is not measured.
+        let mut uniq = p.endpoints.clone();
+        uniq.sort();
+        uniq.dedup();
+        for e in &uniq {
+            let ep = Endpoint::new(&group, e.rank, e.tag);
+            if let Err(err) = ctx
+                .send_with(
+                    &ep,
+                    &selftest::CloseSession { id: 0 },
+                    Some(Duration::from_secs(10)),
+                )
+                .await
+            {
+                eprintln!(
+                    "Warning: endpoint {}:{} did not answer the sync ping: {err}",
+                    e.rank, e.tag
+                );
+            }
+        }
+    }
+    if !args.json {
+        print!("{}", report::render_params(p));
+    }
+    let total = p.total_repetitions();
+    let reps = u32::try_from(total).map_err(|_| "too many repetitions".to_string())?;
+    let mut all = Vec::new();
+    for sizes in &p.sizes {
+        let pb = progress::bar(total * plan.masters.len().max(1) as u64, !args.json);
+        pb.set_message(sizes.to_string());
+        let mut results = Vec::new();
+        if plan.masters.is_empty() {
+            let pbc = pb.clone();
+            let cb: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |n| pbc.set_position(n));
+            let r = selftest::run(
+                &ctx,
+                &eps,
+                conv(sizes.send),
+                conv(sizes.reply),
+                reps,
+                p.max_inflight,
+                timeout,
+                Some(cb),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            results.push(tuple(plan, sizes, None, r.samples, r.duration_ns));
+        } else {
+            let members: Vec<(u32, String)> = group
+                .ranks()
+                .into_iter()
+                .filter_map(|r| group.uri(r).ok().map(|u| (r, u.to_string())))
+                .collect();
+            for m in &plan.masters {
+                let mep = Endpoint::new(&group, m.rank, m.tag);
+                let start = Start {
+                    group: p.group.clone(),
+                    members: members.clone(),
+                    endpoints: p.endpoints.iter().map(|e| (e.rank, e.tag)).collect(),
+                    send: conv(sizes.send),
+                    reply: conv(sizes.reply),
+                    reps,
+                    inflight: p.max_inflight,
+                    timeout_ms: timeout.map_or(0, |t| t.as_millis() as u64),
+                };
+                let r = match selftest::run_remote(&ctx, &mep, start, Duration::from_secs(1)).await
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // A master that cannot run is reported with every RPC failed, not a crash.
+                        eprintln!("Warning: master {}:{} failed: {e}", m.rank, m.tag);
+                        let rc = e.rc();
+                        selftest::RunResult {
+                            samples: (0..reps)
+                                .map(|i| selftest::Sample {
+                                    endpoint: i % eps.len() as u32,
+                                    latency_ns: 0,
+                                    rc,
+                                })
+                                .collect(),
+                            duration_ns: 1,
+                        }
+                    }
+                };
+                pb.inc(total);
+                results.push(tuple(plan, sizes, Some(*m), r.samples, r.duration_ns));
+            }
+        }
+        pb.finish_and_clear();
+        if !args.json {
+            print!("{}", report::render_tuple_group(p, &results));
+        }
+        all.extend(results);
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report::to_json(p, &all)).map_err(|e| e.to_string())?
+        );
+    }
+    ctx.shutdown();
+    Ok(())
+}
+
+fn tuple(
+    plan: &Plan,
+    sizes: &tools::self_test::args::SizePair,
+    master: Option<EndpointId>,
+    samples: Vec<selftest::Sample>,
+    duration_ns: u64,
+) -> TupleResult {
+    let p = &plan.params;
+    TupleResult {
+        sizes: *sizes,
+        max_inflight: p.max_inflight,
+        repetitions: samples.len() as u32,
+        duration: Duration::from_nanos(duration_ns.max(1)),
+        master,
+        endpoints: p.endpoints.clone(),
+        samples: samples
+            .into_iter()
+            .map(|s| Sample {
+                endpoint: s.endpoint as usize,
+                latency_ns: s.latency_ns,
+                rc: s.rc,
+            })
+            .collect(),
+    }
+}
