@@ -1,0 +1,169 @@
+//! Property tests: determinism (also across a map serialization round trip), distinct fault domains,
+//! minimal movement on exclude / reintegrate / extend, and state-transition validity.
+
+use placement::*;
+use proptest::prelude::*;
+
+const CLASSES: [&str; 6] = ["S1", "S4", "RP_2G1", "RP_3G1", "EC_4P2G1", "RP_3G2"];
+
+fn topo() -> impl Strategy<Value = (u32, u32, u32)> {
+    // domains, ranks per domain, targets per rank: always >= 7 domains (one may be excluded) so every class above fits.
+    (7u32..12, 1u32..4, 1u32..6)
+}
+
+fn oid(lo: u64, hi: u32, class: &str, targets: u32) -> ObjectId {
+    ObjectId::generate(hi, lo, ObjType::Array, class.parse().unwrap(), targets)
+}
+
+fn targets(l: &Layout) -> Vec<u32> {
+    l.shards.iter().map(|s| s.target).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn deterministic_across_round_trip(
+        (d, r, t) in topo(), lo in any::<u64>(), hi in any::<u32>(), ci in 0usize..6, fail in 0u32..4,
+    ) {
+        let m = PoolMap::build(&Topology::uniform(d, r, t)).unwrap();
+        let m = if fail > 0 { m.exclude(&[Sel::Rank(fail % (d * r))]).unwrap().0 } else { m };
+        let back = PoolMap::decode(&m.encode()).unwrap();
+        prop_assert_eq!(&back, &m);
+        let o = oid(lo, hi, CLASSES[ci], d * r * t);
+        let mut p1 = Placement::new(&m).unwrap();
+        let mut p2 = Placement::new(&back).unwrap();
+        let a = p1.layout(o).unwrap();
+        // Scratch reuse must not leak between objects.
+        let _ = p1.layout(oid(lo ^ 1, hi, "EC_4P2G1", d * r * t)).unwrap();
+        prop_assert_eq!(&p1.layout(o).unwrap(), &a);
+        prop_assert_eq!(&p2.layout(o).unwrap(), &a);
+    }
+
+    #[test]
+    fn groups_use_distinct_domains_and_targets(
+        (d, r, t) in topo(), lo in any::<u64>(), ci in 0usize..6, fail in proptest::option::of(0u32..64),
+    ) {
+        let m = PoolMap::build(&Topology::uniform(d, r, t)).unwrap();
+        let m = match fail { Some(f) => m.exclude(&[Sel::Rank(f % (d * r))]).unwrap().0, None => m };
+        let o = oid(lo, 0, CLASSES[ci], d * r * t);
+        let l = Placement::new(&m).unwrap().layout(o).unwrap();
+        let up = m.targets().iter().filter(|c| c.state == CompState::UpIn).count();
+        // Up domains >= group size here (>= 6 up domains of >= 7), so no group may share one.
+        prop_assert_eq!(l.domain_violations(), 0, "{:?}", l);
+        if l.shards.len() <= up {
+            let mut ts = targets(&l);
+            ts.sort_unstable();
+            ts.dedup();
+            prop_assert_eq!(ts.len(), l.shards.len(), "target repeated: {:?}", l);
+        }
+        for s in &l.shards {
+            prop_assert!(s.target != NO_TARGET);
+            prop_assert_eq!(m.targets()[s.target as usize].state, CompState::UpIn);
+        }
+    }
+
+    #[test]
+    fn exclude_moves_only_lost_shards_and_reintegrate_restores(
+        (d, r, t) in topo(), lo in any::<u64>(), ci in 0usize..6, rank in 0u32..64,
+    ) {
+        let rank = rank % (d * r);
+        let m0 = PoolMap::build(&Topology::uniform(d, r, t)).unwrap();
+        let lost = m0.rank_targets(rank);
+        let o = oid(lo, 7, CLASSES[ci], d * r * t);
+        let l0 = Placement::new(&m0).unwrap().layout(o).unwrap();
+        let m1 = m0.exclude(&[Sel::Rank(rank)]).unwrap().0;
+        let mut p1 = Placement::new(&m1).unwrap();
+        let l1 = p1.layout(o).unwrap();
+        for (a, b) in l0.shards.iter().zip(&l1.shards) {
+            if lost.contains(&a.target) {
+                prop_assert!(b.remapped && !lost.contains(&b.target));
+            } else {
+                prop_assert_eq!(a.target, b.target);
+            }
+        }
+        // Rebuild diff from the healthy map to the degraded one names exactly the lost shards.
+        let mut p0 = Placement::new(&m0).unwrap();
+        let diff = rebuild_diff(o, &mut p0, &mut p1).unwrap();
+        prop_assert_eq!(diff.len(), l0.shards.iter().filter(|s| lost.contains(&s.target)).count());
+        // DOWN -> DOWNOUT keeps the fallback; UP (reintegrating) still reads the fallback and the
+        // extended layout adds the returning target; UPIN restores the original exactly.
+        let m2 = m1.exclude_out(&[Sel::Rank(rank)]).unwrap().0;
+        prop_assert_eq!(&Placement::new(&m2).unwrap().layout(o).unwrap().shards, &l1.shards);
+        let m3 = m2.reintegrate(&[Sel::Rank(rank)]).unwrap().0;
+        let mut p3 = Placement::new(&m3).unwrap();
+        let ext = p3.extended_layout(o).unwrap();
+        prop_assert_eq!(targets(&ext.layout), targets(&l1));
+        let back: Vec<u32> = ext.extra.iter().map(|s| s.target).collect();
+        let want: Vec<u32> = l0.shards.iter().filter(|s| lost.contains(&s.target)).map(|s| s.target).collect();
+        prop_assert_eq!(back, want);
+        let m4 = m3.integrate(&[Sel::Rank(rank)]).unwrap().0;
+        prop_assert_eq!(targets(&Placement::new(&m4).unwrap().layout(o).unwrap()), targets(&l0));
+    }
+
+    #[test]
+    fn extend_keeps_io_layout_until_done_then_moves_only_to_new_capacity(
+        (d, r, t) in topo(), lo in any::<u64>(), k in 1u32..3, single in any::<bool>(),
+    ) {
+        let class = if single { "S1" } else { "S2" };
+        let m0 = PoolMap::build(&Topology::uniform(d, r, t)).unwrap();
+        let o = oid(lo, 3, class, d * r * t);
+        let l0 = Placement::new(&m0).unwrap().layout(o).unwrap();
+        let (m1, _) = m0.extend(&uniform_domains(d, d * r, k, r, t)).unwrap();
+        let mut p1 = Placement::new(&m1).unwrap();
+        // While NEW, I/O placement hashes over the pre-extension bucket count.
+        let ext = p1.extended_layout(o).unwrap();
+        prop_assert_eq!(targets(&ext.layout), targets(&l0));
+        let old = m0.targets().len() as u32;
+        let m2 = m1.integrate(&m1.pending()).unwrap().0;
+        let l2 = Placement::new(&m2).unwrap().layout(o).unwrap();
+        // The extended layout named exactly the post-extension homes.
+        let mut extra: Vec<u32> = ext.extra.iter().map(|s| s.target).collect();
+        let mut moved: Vec<u32> = l0.shards.iter().zip(&l2.shards).filter(|(a, b)| a.target != b.target).map(|(_, b)| b.target).collect();
+        extra.sort_unstable();
+        moved.sort_unstable();
+        prop_assert_eq!(&extra, &moved);
+        if single {
+            // One shard per group: it moves only onto the new capacity.
+            for m in moved {
+                prop_assert!(m >= old, "moved to old target {}", m);
+            }
+        }
+    }
+
+    #[test]
+    fn transitions_follow_the_diagram(
+        ops in proptest::collection::vec((0u8..7, 0u32..8, any::<bool>()), 1..20),
+    ) {
+        let mut m = PoolMap::build(&Topology::uniform(4, 2, 2)).unwrap();
+        for (op, who, whole_rank) in ops {
+            let sel = if whole_rank { Sel::Rank(who) } else { Sel::Target(who, who % 2) };
+            let res = match op {
+                0 => m.exclude(&[sel]),
+                1 => m.exclude_out(&[sel]),
+                2 => m.drain(&[sel]),
+                3 => m.reintegrate(&[sel]),
+                4 => m.integrate(&[sel]),
+                5 => m.revert(&[sel]),
+                _ => m.extend(&uniform_domains(100 + m.version(), 100 + m.version(), 1, 1, 2)),
+            };
+            match res {
+                Ok((next, changes)) => {
+                    prop_assert_eq!(next.version(), m.version() + 1);
+                    for c in &changes {
+                        let ok = c.from == c.to || c.from.can_transition(c.to);
+                        prop_assert!(ok, "{:?}", c);
+                    }
+                    for (a, b) in m.targets().iter().zip(next.targets()) {
+                        let ok = a.state == b.state || a.state.can_transition(b.state);
+                        prop_assert!(ok, "{} -> {}", a.state, b.state);
+                    }
+                    m = next;
+                }
+                Err(e) => {
+                    prop_assert!(matches!(e, PlacementError::InvalidTransition { .. }), "{e}");
+                }
+            }
+        }
+    }
+}
