@@ -92,7 +92,6 @@ pub struct Placer {
     full: Vec<Bits>,
     grp: Vec<Bits>,
     failed: Vec<(u32, u32)>,
-    pending: Vec<bool>,
 }
 
 impl Placer {
@@ -203,7 +202,6 @@ impl Placer {
             full,
             grp,
             failed: Vec::new(),
-            pending: Vec::new(),
         })
     }
 
@@ -377,18 +375,15 @@ impl Placer {
             return;
         }
         self.failed.sort_unstable();
-        self.pending.clear();
-        self.pending.resize(out.len(), false);
-        for &(_, idx) in &self.failed {
-            self.pending[idx as usize] = true;
-        }
         let failed = std::mem::take(&mut self.failed);
         for &(_, idx) in &failed {
+            // Every other shard of the group blocks its domain, including shards still waiting for their
+            // own remap (their first choice): so a later failure never changes an earlier fallback.
             let g = idx / grp_size;
             self.clear_grp();
             for j in g * grp_size..(g + 1) * grp_size {
                 let ct = out[j as usize].0;
-                if j != idx && !self.pending[j as usize] && ct != NO_TARGET {
+                if j != idx && ct != NO_TARGET {
                     let fd = self.tgt_fdom[ct as usize];
                     self.grp[self.fault_level].set(fd);
                 }
@@ -398,7 +393,6 @@ impl Placer {
                 self.mark(ct);
             }
             out[idx as usize] = (ct, true);
-            self.pending[idx as usize] = false;
         }
         self.failed = failed;
     }

@@ -167,3 +167,55 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn chained_failures_keep_earlier_fallbacks(
+        (d, r, t) in (8u32..12, 2u32..4, 4u32..8), lo in any::<u64>(), ci in 0usize..6, a in 0u32..64, b in 0u32..64,
+    ) {
+        let (a, b) = (a % (d * r), b % (d * r));
+        prop_assume!(a != b);
+        let m0 = PoolMap::build(&Topology::uniform(d, r, t)).unwrap();
+        let m1 = m0.exclude(&[Sel::Rank(a)]).unwrap().0;
+        let m2 = m1.exclude(&[Sel::Rank(b)]).unwrap().0;
+        let o = oid(lo, 9, CLASSES[ci], d * r * t);
+        let l1 = Placement::new(&m1).unwrap().layout(o).unwrap();
+        let l2 = Placement::new(&m2).unwrap().layout(o).unwrap();
+        let lost_b = m0.rank_targets(b);
+        for (x, y) in l1.shards.iter().zip(&l2.shards) {
+            if !lost_b.contains(&x.target) {
+                prop_assert_eq!(x.target, y.target, "{:?} vs {:?}", l1, l2);
+            } else {
+                prop_assert!(!lost_b.contains(&y.target));
+            }
+        }
+        prop_assert_eq!(l2.domain_violations(), 0);
+    }
+
+    #[test]
+    fn drain_keeps_io_and_names_new_homes(
+        (d, r, t) in (7u32..12, 1u32..4, 1u32..6), lo in any::<u64>(), ci in 0usize..6, rank in 0u32..64,
+    ) {
+        let rank = rank % (d * r);
+        let m0 = PoolMap::build(&Topology::uniform(d, r, t)).unwrap();
+        let o = oid(lo, 11, CLASSES[ci], d * r * t);
+        let l0 = Placement::new(&m0).unwrap().layout(o).unwrap();
+        let m1 = m0.drain(&[Sel::Rank(rank)]).unwrap().0;
+        let mut p1 = Placement::new(&m1).unwrap();
+        // DRAIN is up for I/O ...
+        let ext = p1.extended_layout(o).unwrap();
+        prop_assert_eq!(targets(&ext.layout), targets(&l0));
+        // ... and down for rebuild: the extended layout names a new home for each draining shard.
+        let drained = m0.rank_targets(rank);
+        let n_drained = l0.shards.iter().filter(|s| drained.contains(&s.target)).count();
+        prop_assert_eq!(ext.extra.len(), n_drained);
+        prop_assert!(ext.extra.iter().all(|s| !drained.contains(&s.target)));
+        // When the drain completes, I/O goes where the extended layout said.
+        let m2 = m1.exclude_out(&[Sel::Rank(rank)]).unwrap().0;
+        let l2 = Placement::new(&m2).unwrap().layout(o).unwrap();
+        let post = p1.layout_in(o, View::Rebuild).unwrap();
+        prop_assert_eq!(targets(&l2), targets(&post));
+    }
+}
