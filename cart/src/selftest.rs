@@ -141,6 +141,57 @@ impl Rpc for Status {
     type Reply = Option<Result<RunResult, String>>;
 }
 
+/// ECHO (daos-rs test extra, index 5): returns `data`; if `bulk` is given the server pulls it and,
+/// when `put_back` is given too, pushes the same bytes into `put_back` (byte-exact bulk checks
+/// across processes).
+#[derive(Debug, bincode::Encode, bincode::Decode)]
+pub struct Echo {
+    /// Echoed inline (or overflowed) payload.
+    pub data: Vec<u8>,
+    /// Client memory to pull.
+    pub bulk: Option<BulkHandle>,
+    /// Client memory to push the pulled bytes into.
+    pub put_back: Option<BulkHandle>,
+}
+impl Rpc for Echo {
+    const OPCODE: u32 = opcode(BASE, VERSION, 5);
+    type Reply = Vec<u8>;
+}
+
+/// SLEEP (daos-rs test extra, index 6): replies after `ms` milliseconds (timeout tests).
+#[derive(Debug, bincode::Encode, bincode::Decode)]
+pub struct Sleep {
+    /// Milliseconds.
+    pub ms: u64,
+}
+impl Rpc for Sleep {
+    const OPCODE: u32 = opcode(BASE, VERSION, 6);
+    type Reply = ();
+}
+
+async fn echo(rc: RpcCtx, req: Echo) -> Result<Vec<u8>, RpcError> {
+    if let Some(h) = &req.bulk {
+        let local = rc
+            .bulk_create(vec![DmaBuf::zeroed(h.len() as usize)], Access::ReadWrite)
+            .map_err(|e| RpcError::from(&e))?;
+        rc.bulk_transfer(BulkOp::Get, h, 0, &local, 0, h.len())
+            .await
+            .map_err(|e| RpcError::from(&e))?;
+        if let Some(p) = &req.put_back {
+            if p.len() < h.len() {
+                return Err(RpcError::new(
+                    Der::Inval,
+                    format!("put_back of {} bytes cannot hold {}", p.len(), h.len()),
+                ));
+            }
+            rc.bulk_transfer(BulkOp::Put, p, 0, &local, 0, h.len())
+                .await
+                .map_err(|e| RpcError::from(&e))?;
+        }
+    }
+    Ok(req.data)
+}
+
 struct Session {
     send: MsgSpec,
     reply: MsgSpec,
@@ -333,6 +384,11 @@ pub fn protocol() -> Protocol {
                     "no self-test run was started on this master".to_string()
                 )),
             })
+        })
+        .handler(echo)
+        .handler(|_rc: RpcCtx, req: Sleep| async move {
+            tokio::time::sleep(Duration::from_millis(req.ms.min(3_600_000))).await;
+            Ok(())
         })
 }
 

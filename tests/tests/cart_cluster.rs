@@ -1,0 +1,265 @@
+//! Multi-process cart tests: real `cart_server` processes (tcp;ofi_rxm and shm), a client context in
+//! the test process, RPCs of 0 B to 8 MiB inline and by bulk with every byte checked, the clear
+//! errors, a SIGKILLed server, and 10,000 RPCs with 64 in flight.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cart::selftest::{Echo, Sleep};
+use cart::transport::{Access, DmaBuf};
+use cart::{opcode, CartError, Config, Context, Endpoint, Group, Rpc};
+use daos_common::{DaosErrno, Der};
+use tests::{bin_path, ChildGuard};
+
+fn start_server(dir: &Path, provider: &str, rank: u32, contexts: u32) -> ChildGuard {
+    let mut cmd = Command::new(bin_path("cart_server"));
+    cmd.args(["--group-name", "grp", "--rank", &rank.to_string(), "--path"])
+        .arg(dir)
+        .args(["--contexts", &contexts.to_string()])
+        .env("D_PROVIDER", provider)
+        .env_remove("D_PORT");
+    let log = dir.join(format!("server{rank}.log"));
+    let mut g =
+        ChildGuard::spawn(&format!("cart_server {rank}"), cmd, &log).expect("spawn cart_server");
+    g.wait_for_line("cart_server ready", Duration::from_secs(30))
+        .expect("server ready");
+    g
+}
+
+struct Cluster {
+    _dir: tempfile::TempDir,
+    servers: Vec<ChildGuard>,
+    group: Arc<Group>,
+}
+
+fn cluster(provider: &str, n: u32, contexts: u32) -> Cluster {
+    let dir = tempfile::tempdir().unwrap();
+    let servers: Vec<_> = (0..n)
+        .map(|r| start_server(dir.path(), provider, r, contexts))
+        .collect();
+    let group = Group::attach(dir.path(), "grp").unwrap();
+    assert_eq!(group.size(), n as usize, "every server published its URI");
+    Cluster {
+        _dir: dir,
+        servers,
+        group,
+    }
+}
+
+fn client(provider: &str) -> Context {
+    Context::new(
+        &Config {
+            provider: Some(provider.into()),
+            ..Default::default()
+        },
+        1000,
+        0,
+    )
+    .unwrap()
+}
+
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i as u64).wrapping_mul(0x9E37_79B9).wrapping_add(seed) >> 5) as u8)
+        .collect()
+}
+
+/// Echo inline (overflowing to bulk above 19 KiB) and by explicit bulk GET + PUT, checking bytes.
+async fn echo_sizes(ctx: &Context, ep: &Endpoint, sizes: &[usize]) {
+    for &n in sizes {
+        let data = pattern(n, n as u64 + ep.rank as u64);
+        let back = ctx
+            .send(
+                ep,
+                &Echo {
+                    data: data.clone(),
+                    bulk: None,
+                    put_back: None,
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("inline echo of {n} B to {}:{}: {e}", ep.rank, ep.tag));
+        assert!(
+            back == data,
+            "inline echo of {n} bytes to {}:{} corrupted",
+            ep.rank,
+            ep.tag
+        );
+
+        let src = ctx
+            .bulk_create(vec![DmaBuf::from_vec(data.clone())], Access::ReadOnly)
+            .unwrap();
+        let dst = ctx
+            .bulk_create(vec![DmaBuf::zeroed(n)], Access::ReadWrite)
+            .unwrap();
+        ctx.send(
+            ep,
+            &Echo {
+                data: Vec::new(),
+                bulk: Some(src.handle()),
+                put_back: Some(dst.handle()),
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("bulk echo of {n} B to {}:{}: {e}", ep.rank, ep.tag));
+        assert!(
+            dst.to_vec() == data,
+            "bulk GET+PUT of {n} bytes via {}:{} corrupted",
+            ep.rank,
+            ep.tag
+        );
+    }
+}
+
+const SIZES: &[usize] = &[0, 1, 4096, 19 * 1024, 19 * 1024 + 1, 1 << 20, 8 << 20];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_two_servers_two_tags_every_byte() {
+    let c = cluster("ofi+tcp;ofi_rxm", 2, 2);
+    let ctx = client("ofi+tcp;ofi_rxm");
+    for (rank, tag) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+        echo_sizes(&ctx, &Endpoint::new(&c.group, rank, tag), SIZES).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shm_four_servers_every_byte() {
+    let c = cluster("ofi+shm", 4, 1);
+    let ctx = client("ofi+shm");
+    for rank in 0..4 {
+        echo_sizes(
+            &ctx,
+            &Endpoint::new(&c.group, rank, 0),
+            &[0, 4096, 19 * 1024 + 1, 8 << 20],
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clear_errors_from_real_servers() {
+    let c = cluster("ofi+tcp;ofi_rxm", 1, 1);
+    let ctx = client("ofi+tcp;ofi_rxm");
+    let ep = Endpoint::new(&c.group, 0, 0);
+    let e = ctx
+        .send_with(&ep, &Sleep { ms: 5000 }, Some(Duration::from_millis(300)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.der(), Der::Timedout, "{e}");
+    let e = ctx
+        .send(&Endpoint::new(&c.group, 7, 0), &Sleep { ms: 0 })
+        .await
+        .unwrap_err();
+    assert_eq!(e.der(), Der::Oog, "{e}");
+    let e = ctx
+        .call_raw(&ep, opcode(0x77, 1, 0), Vec::new(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.der(), Der::Unreg, "{e}");
+    let e = ctx
+        .call_raw(&ep, Echo::OPCODE, vec![0xff; 5], None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.der(), Der::Proto, "{e}");
+    let e = ctx
+        .send(&Endpoint::new(&c.group, 0, 4), &Sleep { ms: 0 })
+        .await
+        .unwrap_err();
+    assert_eq!(e.der(), Der::Nonexist, "{e}");
+    // The server is still healthy after all that.
+    ctx.send(&ep, &Sleep { ms: 0 }).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_rpcs_sixty_four_in_flight() {
+    let c = cluster("ofi+tcp;ofi_rxm", 2, 1);
+    let ctx = client("ofi+tcp;ofi_rxm");
+    let eps = [Endpoint::new(&c.group, 0, 0), Endpoint::new(&c.group, 1, 0)];
+    let total = 10_000u32;
+    let mut seen = vec![false; total as usize];
+    let mut set = tokio::task::JoinSet::new();
+    let mut next = 0u32;
+    let spawn = |set: &mut tokio::task::JoinSet<_>, i: u32| {
+        let (ctx, ep) = (ctx.clone(), eps[i as usize % 2].clone());
+        set.spawn(async move {
+            (
+                i,
+                ctx.send(
+                    &ep,
+                    &Echo {
+                        data: i.to_le_bytes().to_vec(),
+                        bulk: None,
+                        put_back: None,
+                    },
+                )
+                .await,
+            )
+        });
+    };
+    while next < 64 {
+        spawn(&mut set, next);
+        next += 1;
+    }
+    while let Some(r) = set.join_next().await {
+        let (i, reply) = r.unwrap();
+        let reply = reply.unwrap_or_else(|e| panic!("RPC {i}: {e}"));
+        let got = u32::from_le_bytes(reply.try_into().expect("4-byte reply"));
+        assert_eq!(got, i, "reply matched to the wrong RPC");
+        assert!(!seen[i as usize], "RPC {i} completed twice");
+        seen[i as usize] = true;
+        if next < total {
+            spawn(&mut set, next);
+            next += 1;
+        }
+    }
+    assert!(seen.iter().all(|&s| s), "some RPCs never completed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_stream_fails_pending_rpcs_promptly() {
+    let c = cluster("ofi+tcp;ofi_rxm", 1, 1);
+    let ctx = client("ofi+tcp;ofi_rxm");
+    let ep = Endpoint::new(&c.group, 0, 0);
+    ctx.send(&ep, &Sleep { ms: 0 }).await.unwrap();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let (ctx, ep) = (ctx.clone(), ep.clone());
+        set.spawn(async move {
+            ctx.send_with(&ep, &Sleep { ms: 60_000 }, Some(Duration::from_secs(3)))
+                .await
+        });
+    }
+    // Give the requests time to reach the server so the kill lands mid-stream. Not a
+    // synchronisation: the assertions below hold whether or not they arrived.
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    c.servers[0].signal(libc::SIGKILL);
+    let mut n = 0;
+    while let Some(r) = set.join_next().await {
+        let e = r.unwrap().unwrap_err();
+        assert!(
+            matches!(e.der(), Der::Unreach | Der::Timedout),
+            "unexpected error {e}"
+        );
+        n += 1;
+    }
+    assert_eq!(n, 40);
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "pending RPCs took {:?} to fail",
+        t0.elapsed()
+    );
+    // New RPCs to the dead rank fail too, they do not hang.
+    let t1 = Instant::now();
+    let e = ctx
+        .send_with(&ep, &Sleep { ms: 0 }, Some(Duration::from_secs(2)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, CartError::Unreachable { .. } | CartError::Timeout { .. }),
+        "{e}"
+    );
+    assert!(t1.elapsed() < Duration::from_secs(5));
+}
