@@ -73,6 +73,8 @@ pub struct PoolConfig {
     pub wal_chunk: u64,
     /// Write zeros over the data file at create so value writes never allocate blocks.
     pub preallocate_data: bool,
+    /// WAL writer threads = batches in flight (1 = strictly serial group commit).
+    pub flushers: usize,
 }
 
 impl PoolConfig {
@@ -90,6 +92,7 @@ impl PoolConfig {
             wal_checkpoint_bytes: 256 << 20,
             wal_chunk: 16 << 20,
             preallocate_data: false,
+            flushers: 2,
         }
     }
 

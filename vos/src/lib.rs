@@ -14,7 +14,8 @@
 //!   an [`index::IndexOp`], which is also the WAL record body, so replay runs exactly what ran.
 //! - [`alloc`]: data-file extent allocator (VEA role), rebuilt from the index at open.
 //! - [`wal`]: WAL batch format and replay; [`ckpt`]: checkpoint and pool-header files.
-//! - [`pool`]: [`VosPool`], the durable store: group-commit flusher thread, reader thread.
+//! - [`pool`]: [`VosPool`], the durable store API; `flusher`: the group-commit WAL writer
+//!   threads (two batches in flight, acknowledged in LSN order); reader threads serve data-file reads.
 //! - [`uring`]: the crate's only `unsafe`: 4 KiB-aligned buffers and batched io_uring I/O.
 //! - [`completion`]: result slots that are both `Future`s and blockable.
 //! - [`config`]: DAOS storage classes (`ram`, `dcpm`, `file`, `kdev`, `nvme`) and pool parameters.
@@ -40,6 +41,7 @@ pub mod ckpt;
 pub mod completion;
 pub mod config;
 pub mod error;
+mod flusher;
 pub mod index;
 pub mod pool;
 pub mod types;

@@ -19,6 +19,7 @@ use crate::ckpt::{self, PoolHeader};
 use crate::completion::{pair, Completer, Completion};
 use crate::config::PoolConfig;
 use crate::error::{Result, VosError};
+use crate::flusher::{self, WalState};
 use crate::index::{Index, IndexOp, OpIod, OpValue};
 use crate::types::*;
 use crate::uring::{align_up, open_direct, AlignedBuf, IoOp, Ring};
@@ -40,23 +41,23 @@ pub struct RecoveryStats {
 type Prepared = Option<(Arc<AlignedBuf>, u32)>;
 
 #[derive(Default)]
-struct Pending {
-    builder: BatchBuilder,
-    waiters: Vec<Completer<Result<()>>>,
-    data: Vec<(u64, Arc<AlignedBuf>)>,
-    frees: Vec<(u64, u64)>,
+pub(crate) struct Pending {
+    pub(crate) builder: BatchBuilder,
+    pub(crate) waiters: Vec<Completer<Result<()>>>,
+    pub(crate) data: Vec<(u64, Arc<AlignedBuf>)>,
+    pub(crate) frees: Vec<(u64, u64)>,
 }
 
-struct State {
-    index: Index,
-    alloc: Allocator,
-    pending: Pending,
-    inflight: HashMap<u64, Arc<AlignedBuf>>,
-    failed: Option<String>,
-    shutdown: bool,
-    ckpt_waiters: Vec<Completer<Result<()>>>,
-    next_lsn: u64,
-    wal_bytes: u64,
+pub(crate) struct State {
+    pub(crate) index: Index,
+    pub(crate) alloc: Allocator,
+    pub(crate) pending: Pending,
+    pub(crate) inflight: HashMap<u64, Arc<AlignedBuf>>,
+    pub(crate) failed: Option<String>,
+    pub(crate) shutdown: bool,
+    pub(crate) ckpt_waiters: Vec<Completer<Result<()>>>,
+    pub(crate) next_lsn: u64,
+    pub(crate) wal: WalState,
 }
 
 struct ReadJob {
@@ -65,19 +66,22 @@ struct ReadJob {
     done: Completer<Result<Vec<Fetched>>>,
 }
 
-struct Shared {
-    dir: PathBuf,
-    data_path: PathBuf,
-    data: File,
-    st: Mutex<State>,
-    flush_cv: Condvar,
+pub(crate) struct Shared {
+    pub(crate) dir: PathBuf,
+    pub(crate) data_path: PathBuf,
+    pub(crate) data: File,
+    pub(crate) st: Mutex<State>,
+    /// Flusher threads wait here for work.
+    pub(crate) flush_cv: Condvar,
+    /// Flusher threads wait here for their turn to acknowledge, for WAL zeroing, for checkpoints.
+    pub(crate) order_cv: Condvar,
     reads: Mutex<(Vec<ReadJob>, bool)>,
     read_cv: Condvar,
     hdr: PoolHeader,
     /// Exclusive advisory lock on `pool.lock`, held while open.
     _lock: File,
-    wal_ckpt_bytes: u64,
-    wal_chunk: u64,
+    pub(crate) wal_ckpt_bytes: u64,
+    pub(crate) wal_chunk: u64,
 }
 
 /// One target's versioned object store. Dropping it (or [`VosPool::close`]) flushes what is queued.
@@ -232,9 +236,19 @@ impl VosPool {
                 shutdown: false,
                 ckpt_waiters: Vec::new(),
                 next_lsn: info.next_lsn,
-                wal_bytes: info.end,
+                wal: WalState {
+                    file: Arc::new(wal),
+                    path: wal_path,
+                    gen,
+                    pos: info.end,
+                    alloc: wal_len,
+                    zeroed_to: wal_len,
+                    acked_lsn: info.next_lsn,
+                    ckpt_busy: false,
+                },
             }),
             flush_cv: Condvar::new(),
+            order_cv: Condvar::new(),
             reads: Mutex::new((Vec::new(), false)),
             read_cv: Condvar::new(),
             hdr,
@@ -242,19 +256,17 @@ impl VosPool {
             wal_ckpt_bytes: cfg.wal_checkpoint_bytes,
             wal_chunk: align_up(cfg.wal_chunk.max(4096)),
         });
-        let mut fl = Flusher {
-            sh: sh.clone(),
-            ring: Ring::new(256),
-            wal,
-            wal_path,
-            gen,
-            pos: info.end,
-            alloc: wal_len,
-        };
-        let mut threads = vec![std::thread::Builder::new()
-            .name("vos-flush".into())
-            .spawn(move || fl.run())
-            .map_err(|e| VosError::io(&dir, e))?];
+        let zeros = Arc::new(AlignedBuf::zeroed(sh.wal_chunk as usize));
+        let mut threads = Vec::new();
+        for i in 0..cfg.flushers.max(1) {
+            let (s2, z) = (sh.clone(), zeros.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("vos-flush{i}"))
+                    .spawn(move || flusher::run(s2, z))
+                    .map_err(|e| VosError::io(&dir, e))?,
+            );
+        }
         for i in 0..READERS {
             let s2 = sh.clone();
             threads.push(
@@ -288,6 +300,7 @@ impl VosPool {
     fn stop(&mut self) {
         self.sh.st.lock().shutdown = true;
         self.sh.flush_cv.notify_all();
+        self.sh.order_cv.notify_all();
         self.sh.reads.lock().1 = true;
         self.sh.read_cv.notify_all();
         for t in self.threads.drain(..) {
@@ -694,7 +707,7 @@ impl VosPool {
             meta_total: self.sh.hdr.scm_size,
             data_used: st.alloc.used(),
             data_total: st.alloc.total(),
-            wal_bytes: st.wal_bytes,
+            wal_bytes: st.wal.pos,
         }
     }
 
@@ -835,161 +848,6 @@ fn reader(sh: Arc<Shared>) {
                 None => Ok(j.out),
             });
         }
-    }
-}
-
-/// The flusher thread's state: it alone writes the WAL and the data file.
-struct Flusher {
-    sh: Arc<Shared>,
-    ring: Ring,
-    wal: File,
-    wal_path: PathBuf,
-    gen: u64,
-    /// Where the next batch goes.
-    pos: u64,
-    /// Bytes of the WAL file already allocated (pre-zeroed).
-    alloc: u64,
-}
-
-impl Flusher {
-    fn run(&mut self) {
-        let zeros = AlignedBuf::zeroed(self.sh.wal_chunk as usize);
-        loop {
-            let (batch, lsn_first, ckpt_body, ckpt_waiters, next_lsn) = {
-                let mut st = self.sh.st.lock();
-                while st.pending.builder.is_empty() && st.ckpt_waiters.is_empty() && !st.shutdown {
-                    self.sh.flush_cv.wait(&mut st);
-                }
-                if st.pending.builder.is_empty() && st.ckpt_waiters.is_empty() {
-                    return; // shutdown with nothing queued
-                }
-                let batch = std::mem::take(&mut st.pending);
-                let lsn_first = st.next_lsn;
-                st.next_lsn += batch.builder.nrec() as u64;
-                let due = self.pos + batch.builder.disk_len() > self.sh.wal_ckpt_bytes
-                    || !st.ckpt_waiters.is_empty();
-                let body = (due && st.failed.is_none()).then(|| ckpt::encode_index(&st.index));
-                (
-                    batch,
-                    lsn_first,
-                    body,
-                    std::mem::take(&mut st.ckpt_waiters),
-                    st.next_lsn,
-                )
-            };
-            let res = if batch.builder.is_empty() {
-                Ok(())
-            } else {
-                self.write_batch(&batch, lsn_first, &zeros)
-            };
-            {
-                let mut st = self.sh.st.lock();
-                if let Err(e) = &res {
-                    tracing::error!(error = %e, "WAL flush failed; pool is now failed");
-                    st.failed.get_or_insert_with(|| e.to_string());
-                } else {
-                    for (off, len) in &batch.frees {
-                        st.alloc.release(*off, *len);
-                    }
-                    st.wal_bytes = self.pos;
-                }
-                for (off, _) in &batch.data {
-                    st.inflight.remove(off);
-                }
-            }
-            let err = |e: &VosError| VosError::Failed(e.to_string());
-            for w in batch.waiters {
-                w.complete(res.as_ref().map(|_| ()).map_err(err));
-            }
-            if let Some(body) = ckpt_body {
-                let r = if res.is_ok() {
-                    self.checkpoint(&body, next_lsn)
-                } else {
-                    res.as_ref().map(|_| ()).map_err(err)
-                };
-                if let Err(e) = &r {
-                    self.sh
-                        .st
-                        .lock()
-                        .failed
-                        .get_or_insert_with(|| e.to_string());
-                }
-                for w in ckpt_waiters {
-                    w.complete(r.as_ref().map(|_| ()).map_err(err));
-                }
-            }
-        }
-    }
-
-    fn write_batch(&mut self, batch: &Pending, lsn_first: u64, zeros: &AlignedBuf) -> Result<()> {
-        if !batch.data.is_empty() {
-            let mut ops: Vec<IoOp<'_>> = batch
-                .data
-                .iter()
-                .map(|(off, b)| IoOp::Write {
-                    file: &self.sh.data,
-                    buf: b.as_slice(),
-                    off: *off,
-                })
-                .collect();
-            ops.push(IoOp::Fdatasync {
-                file: &self.sh.data,
-            });
-            for r in self.ring.run(&mut ops) {
-                r.map_err(|e| VosError::io(&self.sh.data_path, e))?;
-            }
-        }
-        let buf = batch.builder.seal(self.gen, lsn_first);
-        let mut ops = Vec::new();
-        while self.pos + buf.len() as u64 > self.alloc {
-            ops.push(IoOp::Write {
-                file: &self.wal,
-                buf: zeros.as_slice(),
-                off: self.alloc,
-            });
-            self.alloc += zeros.len() as u64;
-        }
-        ops.push(IoOp::Write {
-            file: &self.wal,
-            buf: buf.as_slice(),
-            off: self.pos,
-        });
-        ops.push(IoOp::Fdatasync { file: &self.wal });
-        for r in self.ring.run(&mut ops) {
-            r.map_err(|e| VosError::io(&self.wal_path, e))?;
-        }
-        self.pos += buf.len() as u64;
-        Ok(())
-    }
-
-    /// Writes `ckpt.<gen+1>` (covering every record so far), switches to `wal.<gen+1>`, removes
-    /// the previous generation.
-    fn checkpoint(&mut self, body: &[u8], next_lsn: u64) -> Result<()> {
-        let dir = self.sh.dir.clone();
-        let new_gen = self.gen + 1;
-        let t0 = Instant::now();
-        ckpt::write_ckpt(&dir, new_gen, next_lsn, body)?;
-        let path = ckpt::wal_path(&dir, new_gen);
-        let wal = open_direct(&path, true).map_err(|e| VosError::io(&path, e))?;
-        ckpt::sync_dir(&dir)?;
-        let old = (
-            ckpt::ckpt_path(&dir, self.gen),
-            std::mem::replace(&mut self.wal_path, path),
-        );
-        self.wal = wal;
-        self.gen = new_gen;
-        self.pos = 0;
-        self.alloc = 0;
-        let _ = std::fs::remove_file(&old.0);
-        let _ = std::fs::remove_file(&old.1);
-        self.sh.st.lock().wal_bytes = 0;
-        tracing::info!(
-            gen = new_gen,
-            bytes = body.len(),
-            ms = t0.elapsed().as_millis() as u64,
-            "checkpoint written"
-        );
-        Ok(())
     }
 }
 

@@ -3,15 +3,17 @@
 //! ```text
 //! batch  := header(48 B) body zero-padding-to-4KiB
 //! header := magic "VWAL"(u32 LE) version(u16) pad(u16) gen(u64) lsn_first(u64) nrec(u32)
-//!           body_len(u32) body_crc(u32, crc32c of body) pad(u32) pad(u32) hdr_crc(u32, crc32c of bytes 0..44)
+//!           body_len(u32) body_crc(u32, crc32c of body) durable_lsn(u64) hdr_crc(u32, crc32c of bytes 0..44)
 //! body   := nrec × (len u32 LE, bincode(IndexOp))
 //! ```
 //! A batch is written with one O_DIRECT write and made durable with one fdatasync before any of
-//! its updates is acknowledged, and the next batch is written only after that, so on a crash only
-//! the last batch can be torn. Replay stops at the first batch whose header or body checksum
-//! fails; if a valid later batch of the same generation exists beyond it, that is corruption in
-//! the middle of the log and replay fails with an error naming the file instead of silently
-//! dropping acknowledged updates.
+//! its updates is acknowledged; up to two batches are in flight, acknowledged in LSN order.
+//! `durable_lsn` is the next LSN not yet acknowledged when the batch was written. Replay stops
+//! at the first batch whose header or body checksum fails. If a valid later batch of the same
+//! generation has `durable_lsn` beyond the failed batch's LSN, the failed batch had been
+//! acknowledged before: that is damage in the middle of the log and replay fails with an error
+//! naming the file instead of silently dropping acknowledged updates. Otherwise it is a torn
+//! tail (unacknowledged batches) and is discarded.
 
 use std::path::Path;
 
@@ -55,7 +57,7 @@ impl BatchBuilder {
         align_up((HDR + self.body.len()) as u64)
     }
     /// Lays out header + body + padding in an aligned buffer.
-    pub fn seal(&self, gen: u64, lsn_first: u64) -> AlignedBuf {
+    pub fn seal(&self, gen: u64, lsn_first: u64, durable_lsn: u64) -> AlignedBuf {
         let mut buf = AlignedBuf::zeroed(HDR + self.body.len());
         let b = buf.as_mut_slice();
         b[0..4].copy_from_slice(&MAGIC.to_le_bytes());
@@ -65,6 +67,7 @@ impl BatchBuilder {
         b[24..28].copy_from_slice(&self.nrec.to_le_bytes());
         b[28..32].copy_from_slice(&(self.body.len() as u32).to_le_bytes());
         b[32..36].copy_from_slice(&crc32c::crc32c(&self.body).to_le_bytes());
+        b[36..44].copy_from_slice(&durable_lsn.to_le_bytes());
         let hc = crc32c::crc32c(&b[0..44]);
         b[44..48].copy_from_slice(&hc.to_le_bytes());
         b[HDR..HDR + self.body.len()].copy_from_slice(&self.body);
@@ -78,6 +81,7 @@ struct Header {
     nrec: u32,
     body_len: usize,
     body_crc: u32,
+    durable_lsn: u64,
 }
 
 fn le32(b: &[u8], at: usize) -> u32 {
@@ -97,6 +101,7 @@ fn parse_header(b: &[u8]) -> Option<Header> {
         nrec: le32(b, 24),
         body_len: le32(b, 28) as usize,
         body_crc: le32(b, 32),
+        durable_lsn: le64(b, 36),
     })
 }
 
@@ -197,7 +202,7 @@ fn later_valid_batch(data: &[u8], from: usize, gen: u64, min_lsn: u64) -> Option
     let mut p = from.div_ceil(BLOCK) * BLOCK;
     while p + HDR <= data.len() {
         if let Some(h) = parse_header(&data[p..]) {
-            if h.gen == gen && h.lsn_first >= min_lsn {
+            if h.gen == gen && h.durable_lsn > min_lsn {
                 return Some(p);
             }
         }
@@ -226,7 +231,7 @@ mod tests {
             for i in b {
                 bb.push(&op(*i));
             }
-            v.extend_from_slice(bb.seal(7, lsn).as_slice());
+            v.extend_from_slice(bb.seal(7, lsn, lsn).as_slice());
             lsn += b.len() as u64;
         }
         v.resize(v.len() + 8192, 0);
@@ -258,5 +263,20 @@ mod tests {
         d[HDR + 1] ^= 0xff; // first batch body, a valid batch follows
         let e = scan(Path::new("wal.x"), &d, 7, 1, |_| {}).unwrap_err();
         assert!(e.to_string().contains("wal.x"), "{e}");
+    }
+
+    #[test]
+    fn two_unacknowledged_batches_in_flight_are_a_torn_tail() {
+        // Batch 2 was written while batch 1 was in flight (durable_lsn 1 = nothing acked yet).
+        let mut v = Vec::new();
+        for (lsn, durable) in [(1u64, 1u64), (2, 1)] {
+            let mut bb = BatchBuilder::default();
+            bb.push(&op(lsn));
+            v.extend_from_slice(bb.seal(7, lsn, durable).as_slice());
+        }
+        v[HDR + 1] ^= 0xff;
+        let info = scan(Path::new("w"), &v, 7, 1, |_| {}).unwrap();
+        assert_eq!((info.records, info.end), (0, 0));
+        assert!(info.torn_bytes > 0);
     }
 }

@@ -49,6 +49,9 @@ struct Args {
     /// Values larger than this go to the data file (default 4096).
     #[arg(long, default_value_t = 4096)]
     inline_threshold: usize,
+    /// WAL writer threads (batches in flight); 1 = serial group commit.
+    #[arg(long, default_value_t = 2)]
+    flushers: usize,
     /// Leave the data file sparse instead of pre-zeroing it at create.
     #[arg(long)]
     sparse: bool,
@@ -170,6 +173,7 @@ fn pool_config(args: &Args, dir: &std::path::Path, data_size: u64) -> PoolConfig
     cfg.data_size = data_size;
     cfg.inline_threshold = args.inline_threshold;
     cfg.preallocate_data = !args.sparse;
+    cfg.flushers = args.flushers;
     cfg
 }
 
@@ -389,7 +393,7 @@ fn run() -> Result<(), String> {
     let out = json!({
         "config": {"objects": args.objects, "dkeys": args.dkeys, "akeys": args.akeys, "size": size,
                    "type": args.kind, "queue_depth": args.queue_depth, "scm": args.scm, "bdev": args.bdev,
-                   "inline_threshold": args.inline_threshold},
+                   "inline_threshold": args.inline_threshold, "flushers": args.flushers},
         "space": space,
         "cases": cases,
     });

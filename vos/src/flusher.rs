@@ -1,0 +1,309 @@
+//! Group-commit WAL writers. `PoolConfig::flushers` threads (default 2) each take everything queued as one batch, so
+//! while one batch waits for its fdatasync the next one is already being written: two batches
+//! in flight. Batches are acknowledged strictly in LSN order, and a batch is acknowledged only
+//! after its own fdatasync and after every earlier batch was acknowledged.
+//!
+//! Per batch: data-file writes + fdatasync(data), then the WAL batch write + fdatasync(wal).
+//! Each batch header records `durable_lsn` (everything below it was acknowledged before this
+//! batch was written); replay uses it to tell a torn tail (up to two unacknowledged batches)
+//! from damage in the middle of the log.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::ckpt;
+use crate::error::{Result, VosError};
+use crate::pool::{Pending, Shared};
+use crate::uring::{open_direct, AlignedBuf, IoOp, Ring};
+
+/// The WAL's shared position state (under the pool lock).
+pub struct WalState {
+    pub file: Arc<File>,
+    pub path: PathBuf,
+    pub gen: u64,
+    /// Where the next batch goes.
+    pub pos: u64,
+    /// WAL bytes claimed for pre-zeroing so far.
+    pub alloc: u64,
+    /// WAL bytes known to be zeroed (pre-zero writes completed).
+    pub zeroed_to: u64,
+    /// Next LSN not yet acknowledged.
+    pub acked_lsn: u64,
+    /// A checkpoint is being written: take no new batch.
+    pub ckpt_busy: bool,
+}
+
+struct Job {
+    batch: Pending,
+    lsn_first: u64,
+    durable_lsn: u64,
+    gen: u64,
+    file: Arc<File>,
+    path: PathBuf,
+    pos: u64,
+    zero: Option<(u64, u64)>,
+    ckpt: Option<CkptJob>,
+}
+
+/// Encoded index, the LSN it covers up to, and who waits for it.
+type CkptJob = (Vec<u8>, u64, Vec<crate::completion::Completer<Result<()>>>);
+
+pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>) {
+    let mut ring = Ring::new(256);
+    while let Some(job) = take(&sh) {
+        let Job {
+            batch,
+            lsn_first,
+            durable_lsn,
+            gen,
+            file,
+            path,
+            pos,
+            zero,
+            ckpt,
+        } = job;
+        let nrec = batch.builder.nrec() as u64;
+        let res = write(
+            &sh,
+            &mut ring,
+            &batch,
+            lsn_first,
+            durable_lsn,
+            gen,
+            &file,
+            &path,
+            pos,
+            zero,
+            &zeros,
+        );
+        // Acknowledge in LSN order.
+        let failed = {
+            let mut st = sh.st.lock();
+            while st.wal.acked_lsn != lsn_first {
+                sh.order_cv.wait(&mut st);
+            }
+            if let Err(e) = &res {
+                tracing::error!(error = %e, "WAL flush failed; pool is now failed");
+                st.failed.get_or_insert_with(|| e.to_string());
+            }
+            if st.failed.is_none() {
+                for (off, len) in &batch.frees {
+                    st.alloc.release(*off, *len);
+                }
+            }
+            for (off, _) in &batch.data {
+                st.inflight.remove(off);
+            }
+            st.wal.acked_lsn = lsn_first + nrec;
+            sh.order_cv.notify_all();
+            st.failed.clone()
+        };
+        for w in batch.waiters {
+            w.complete(match &failed {
+                None => Ok(()),
+                Some(f) => Err(VosError::Failed(f.clone())),
+            });
+        }
+        if let Some((body, next_lsn, waiters)) = ckpt {
+            let r = match &failed {
+                None => checkpoint(&sh, &body, next_lsn),
+                Some(f) => Err(VosError::Failed(f.clone())),
+            };
+            {
+                let mut st = sh.st.lock();
+                if let Err(e) = &r {
+                    st.failed.get_or_insert_with(|| e.to_string());
+                }
+                st.wal.ckpt_busy = false;
+            }
+            sh.flush_cv.notify_all();
+            sh.order_cv.notify_all();
+            for w in waiters {
+                w.complete(
+                    r.as_ref()
+                        .map(|_| ())
+                        .map_err(|e| VosError::Failed(e.to_string())),
+                );
+            }
+        }
+    }
+}
+
+fn take(sh: &Shared) -> Option<Job> {
+    let mut st = sh.st.lock();
+    loop {
+        let has_work = !st.pending.builder.is_empty() || !st.ckpt_waiters.is_empty();
+        if !st.wal.ckpt_busy && has_work {
+            break;
+        }
+        if st.shutdown && !has_work && !st.wal.ckpt_busy {
+            return None;
+        }
+        sh.flush_cv.wait(&mut st);
+    }
+    let batch = std::mem::take(&mut st.pending);
+    let lsn_first = st.next_lsn;
+    st.next_lsn += batch.builder.nrec() as u64;
+    let len = if batch.builder.is_empty() {
+        0
+    } else {
+        batch.builder.disk_len()
+    };
+    let pos = st.wal.pos;
+    st.wal.pos += len;
+    let mut zero = None;
+    if pos + len > st.wal.alloc {
+        let start = st.wal.alloc;
+        while pos + len > st.wal.alloc {
+            st.wal.alloc += sh.wal_chunk;
+        }
+        zero = Some((start, st.wal.alloc));
+    }
+    let due = st.wal.pos > sh.wal_ckpt_bytes || !st.ckpt_waiters.is_empty();
+    let ckpt = (due && st.failed.is_none()).then(|| {
+        st.wal.ckpt_busy = true;
+        (
+            ckpt::encode_index(&st.index),
+            st.next_lsn,
+            std::mem::take(&mut st.ckpt_waiters),
+        )
+    });
+    if ckpt.is_none() && !st.ckpt_waiters.is_empty() {
+        // Failed pool: answer checkpoint requests now.
+        for w in std::mem::take(&mut st.ckpt_waiters) {
+            w.complete(Err(VosError::Failed(st.failed.clone().unwrap_or_default())));
+        }
+    }
+    Some(Job {
+        batch,
+        lsn_first,
+        durable_lsn: st.wal.acked_lsn,
+        gen: st.wal.gen,
+        file: st.wal.file.clone(),
+        path: st.wal.path.clone(),
+        pos,
+        zero,
+        ckpt,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write(
+    sh: &Shared,
+    ring: &mut Ring,
+    batch: &Pending,
+    lsn_first: u64,
+    durable_lsn: u64,
+    gen: u64,
+    file: &File,
+    path: &PathBuf,
+    pos: u64,
+    zero: Option<(u64, u64)>,
+    zeros: &AlignedBuf,
+) -> Result<()> {
+    if !batch.data.is_empty() {
+        let mut ops: Vec<IoOp<'_>> = batch
+            .data
+            .iter()
+            .map(|(off, b)| IoOp::Write {
+                file: &sh.data,
+                buf: b.as_slice(),
+                off: *off,
+            })
+            .collect();
+        ops.push(IoOp::Fdatasync { file: &sh.data });
+        for r in ring.run(&mut ops) {
+            r.map_err(|e| VosError::io(&sh.data_path, e))?;
+        }
+    }
+    if let Some((start, end)) = zero {
+        // Pre-zero the next WAL region; batches placed in it wait until this completes, so a
+        // zero write can never land on top of a batch. Zeroing jobs complete in order.
+        {
+            let mut st = sh.st.lock();
+            while st.wal.zeroed_to < start && st.failed.is_none() {
+                sh.order_cv.wait(&mut st);
+            }
+        }
+        let mut ops = Vec::new();
+        let mut off = start;
+        while off < end {
+            ops.push(IoOp::Write {
+                file,
+                buf: zeros.as_slice(),
+                off,
+            });
+            off += zeros.len() as u64;
+        }
+        let res: Vec<_> = ring.run(&mut ops);
+        let mut st = sh.st.lock();
+        if res.iter().all(|r| r.is_ok()) {
+            st.wal.zeroed_to = st.wal.zeroed_to.max(end);
+        }
+        sh.order_cv.notify_all();
+        drop(st);
+        for r in res {
+            r.map_err(|e| VosError::io(path, e))?;
+        }
+    }
+    if batch.builder.is_empty() {
+        return Ok(());
+    }
+    let buf = batch.builder.seal(gen, lsn_first, durable_lsn);
+    {
+        let mut st = sh.st.lock();
+        while st.wal.zeroed_to < pos + buf.len() as u64 && st.failed.is_none() && st.wal.gen == gen
+        {
+            sh.order_cv.wait(&mut st);
+        }
+        if let Some(f) = &st.failed {
+            return Err(VosError::Failed(f.clone()));
+        }
+    }
+    let mut ops = [
+        IoOp::Write {
+            file,
+            buf: buf.as_slice(),
+            off: pos,
+        },
+        IoOp::Fdatasync { file },
+    ];
+    for r in ring.run(&mut ops) {
+        r.map_err(|e| VosError::io(path, e))?;
+    }
+    Ok(())
+}
+
+/// Writes `ckpt.<gen+1>` (covering every record so far), switches to `wal.<gen+1>`, removes
+/// the previous generation. Runs with no other batch in flight (`ckpt_busy`).
+fn checkpoint(sh: &Shared, body: &[u8], next_lsn: u64) -> Result<()> {
+    let dir = sh.dir.clone();
+    let gen = sh.st.lock().wal.gen;
+    let new_gen = gen + 1;
+    let t0 = Instant::now();
+    ckpt::write_ckpt(&dir, new_gen, next_lsn, body)?;
+    let path = ckpt::wal_path(&dir, new_gen);
+    let wal = open_direct(&path, true).map_err(|e| VosError::io(&path, e))?;
+    ckpt::sync_dir(&dir)?;
+    let old_wal = {
+        let mut st = sh.st.lock();
+        let old = std::mem::replace(&mut st.wal.path, path);
+        st.wal.file = Arc::new(wal);
+        st.wal.gen = new_gen;
+        st.wal.pos = 0;
+        st.wal.alloc = 0;
+        st.wal.zeroed_to = 0;
+        old
+    };
+    let _ = std::fs::remove_file(ckpt::ckpt_path(&dir, gen));
+    let _ = std::fs::remove_file(old_wal);
+    tracing::info!(
+        gen = new_gen,
+        bytes = body.len(),
+        ms = t0.elapsed().as_millis() as u64,
+        "checkpoint written"
+    );
+    Ok(())
+}
