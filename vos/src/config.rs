@@ -10,7 +10,8 @@ use crate::error::VosError;
 pub enum ScmClass {
     /// tmpfs "memory file": metadata lives in DRAM; its WAL and checkpoints live on the bdev tier.
     Ram,
-    /// Persistent memory through PMDK libpmem. Not built in this version.
+    /// Persistent memory through PMDK libpmem (cargo feature `pmem`): the WAL lives in a
+    /// pmem-mapped file on the scm path, persisted with cache flushes instead of fdatasync.
     Dcpm,
 }
 
@@ -78,6 +79,19 @@ pub struct PoolConfig {
 }
 
 impl PoolConfig {
+    /// Directory holding the WAL: the scm path for `dcpm`, the bdev directory otherwise.
+    pub fn wal_dir(&self) -> &std::path::Path {
+        match self.scm_class {
+            ScmClass::Dcpm => &self.scm_path,
+            ScmClass::Ram => &self.bdev_path,
+        }
+    }
+
+    /// Size of a pmem WAL mapping: the checkpoint threshold (at most 256 MiB) plus 64 MiB slack.
+    pub fn pmem_wal_len(&self) -> u64 {
+        self.wal_checkpoint_bytes.min(256 << 20) + (64 << 20)
+    }
+
     /// Defaults: ram + file, 1 GiB metadata budget, 1 GiB data file, 4 KiB inline threshold,
     /// checkpoint every 256 MiB of WAL.
     pub fn new(scm_path: impl Into<PathBuf>, bdev_path: impl Into<PathBuf>) -> Self {
@@ -100,10 +114,12 @@ impl PoolConfig {
     pub fn validate(&self) -> Result<(), VosError> {
         match self.scm_class {
             ScmClass::Ram => {}
+            ScmClass::Dcpm if cfg!(feature = "pmem") => {}
             ScmClass::Dcpm => {
                 return Err(VosError::Unsupported {
                     class: "dcpm",
-                    reason: "this build has no libpmem binding yet; use class ram (metadata in DRAM, WAL on the bdev)"
+                    reason: "this build lacks the `pmem` cargo feature (libpmem); rebuild with \
+                             --features vos/pmem or use class ram"
                         .into(),
                 })
             }

@@ -9,18 +9,116 @@
 //! from damage in the middle of the log.
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::ckpt;
+use crate::config::ScmClass;
 use crate::error::{Result, VosError};
 use crate::pool::{Pending, Shared};
 use crate::uring::{open_direct, AlignedBuf, IoOp, Ring};
 
+/// Where the WAL lives: an O_DIRECT file on the bdev tier (scm class `ram`), or a
+/// libpmem-mapped file on the scm tier (class `dcpm`, feature `pmem`).
+pub enum WalDev {
+    File(File),
+    #[cfg(feature = "pmem")]
+    Pmem(parking_lot::Mutex<pmem_sys::PmemFile>),
+}
+
+impl WalDev {
+    /// Opens (creating if needed) the WAL at `path`; returns it and its current length (bytes
+    /// already zeroed / mapped).
+    pub fn open(class: ScmClass, path: &Path, pmem_len: u64) -> Result<(WalDev, u64)> {
+        match class {
+            ScmClass::Ram => {
+                let f = open_direct(path, true).map_err(|e| VosError::io(path, e))?;
+                let len = f.metadata().map_err(|e| VosError::io(path, e))?.len();
+                Ok((WalDev::File(f), len))
+            }
+            #[cfg(feature = "pmem")]
+            ScmClass::Dcpm => {
+                let m = pmem_sys::PmemFile::open_or_create(path, pmem_len as usize)
+                    .map_err(|e| VosError::io(path, e))?;
+                let len = m.len() as u64;
+                Ok((WalDev::Pmem(parking_lot::Mutex::new(m)), len))
+            }
+            #[cfg(not(feature = "pmem"))]
+            ScmClass::Dcpm => {
+                let _ = pmem_len;
+                Err(VosError::Unsupported {
+                    class: "dcpm",
+                    reason: "built without the `pmem` feature".into(),
+                })
+            }
+        }
+    }
+
+    /// Zeroes `[from, to)` durably (recovery discards a torn tail this way).
+    pub fn zero_range(&self, from: u64, to: u64, path: &Path) -> Result<()> {
+        let zeros = AlignedBuf::zeroed((to - from) as usize);
+        match self {
+            WalDev::File(f) => {
+                let mut ring = Ring::new(4);
+                let mut ops = [
+                    IoOp::Write {
+                        file: f,
+                        buf: zeros.as_slice(),
+                        off: from,
+                    },
+                    IoOp::Fdatasync { file: f },
+                ];
+                for r in ring.run(&mut ops) {
+                    r.map_err(|e| VosError::io(path, e))?;
+                }
+                Ok(())
+            }
+            #[cfg(feature = "pmem")]
+            WalDev::Pmem(m) => m
+                .lock()
+                .write_persist(from as usize, &zeros.as_slice()[..(to - from) as usize])
+                .map_err(|e| VosError::io(path, e)),
+        }
+    }
+
+    /// Writes one sealed batch at `pos` and makes it durable.
+    fn write_durable(
+        &self,
+        ring: &mut Ring,
+        buf: &AlignedBuf,
+        pos: u64,
+        path: &Path,
+    ) -> Result<()> {
+        match self {
+            WalDev::File(file) => {
+                let mut ops = [
+                    IoOp::Write {
+                        file,
+                        buf: buf.as_slice(),
+                        off: pos,
+                    },
+                    IoOp::Fdatasync { file },
+                ];
+                for r in ring.run(&mut ops) {
+                    r.map_err(|e| VosError::io(path, e))?;
+                }
+                Ok(())
+            }
+            #[cfg(feature = "pmem")]
+            WalDev::Pmem(m) => {
+                let _ = ring;
+                m.lock()
+                    .write_persist(pos as usize, buf.as_slice())
+                    .map_err(|e| VosError::io(path, e))
+            }
+        }
+    }
+}
+
 /// The WAL's shared position state (under the pool lock).
 pub struct WalState {
-    pub file: Arc<File>,
+    pub file: Arc<WalDev>,
     pub path: PathBuf,
     pub gen: u64,
     /// Where the next batch goes.
@@ -40,7 +138,7 @@ struct Job {
     lsn_first: u64,
     durable_lsn: u64,
     gen: u64,
-    file: Arc<File>,
+    file: Arc<WalDev>,
     path: PathBuf,
     pos: u64,
     zero: Option<(u64, u64)>,
@@ -197,8 +295,8 @@ fn write(
     lsn_first: u64,
     durable_lsn: u64,
     gen: u64,
-    file: &File,
-    path: &PathBuf,
+    file: &WalDev,
+    path: &Path,
     pos: u64,
     zero: Option<(u64, u64)>,
     zeros: &AlignedBuf,
@@ -218,7 +316,7 @@ fn write(
             r.map_err(|e| VosError::io(&sh.data_path, e))?;
         }
     }
-    if let Some((start, end)) = zero {
+    if let (Some((start, end)), WalDev::File(file)) = (zero, file) {
         // Pre-zero the next WAL region; batches placed in it wait until this completes, so a
         // zero write can never land on top of a batch. Zeroing jobs complete in order.
         {
@@ -262,18 +360,7 @@ fn write(
             return Err(VosError::Failed(f.clone()));
         }
     }
-    let mut ops = [
-        IoOp::Write {
-            file,
-            buf: buf.as_slice(),
-            off: pos,
-        },
-        IoOp::Fdatasync { file },
-    ];
-    for r in ring.run(&mut ops) {
-        r.map_err(|e| VosError::io(path, e))?;
-    }
-    Ok(())
+    file.write_durable(ring, &buf, pos, path)
 }
 
 /// Writes `ckpt.<gen+1>` (covering every record so far), switches to `wal.<gen+1>`, removes
@@ -284,17 +371,17 @@ fn checkpoint(sh: &Shared, body: &[u8], next_lsn: u64) -> Result<()> {
     let new_gen = gen + 1;
     let t0 = Instant::now();
     ckpt::write_ckpt(&dir, new_gen, next_lsn, body)?;
-    let path = ckpt::wal_path(&dir, new_gen);
-    let wal = open_direct(&path, true).map_err(|e| VosError::io(&path, e))?;
-    ckpt::sync_dir(&dir)?;
+    let path = ckpt::wal_path(&sh.wal_dir, new_gen);
+    let (wal, wal_len) = WalDev::open(sh.scm_class, &path, sh.pmem_wal_len)?;
+    ckpt::sync_dir(&sh.wal_dir)?;
     let old_wal = {
         let mut st = sh.st.lock();
         let old = std::mem::replace(&mut st.wal.path, path);
         st.wal.file = Arc::new(wal);
         st.wal.gen = new_gen;
         st.wal.pos = 0;
-        st.wal.alloc = 0;
-        st.wal.zeroed_to = 0;
+        st.wal.alloc = wal_len;
+        st.wal.zeroed_to = wal_len;
         old
     };
     let _ = std::fs::remove_file(ckpt::ckpt_path(&dir, gen));

@@ -5,7 +5,8 @@
 //! at an epoch and a fetch at epoch `e` sees the newest version `<= e`; punches are tombstones at
 //! an epoch; holes in arrays read as zeros and are reported.
 //!
-//! Must not depend on: `cart`, `engine`, any async runtime. Only `daos-common` from the workspace.
+//! Must not depend on: `cart`, `engine`, any async runtime. Only `daos-common` (and optionally
+//! `pmem-sys`) from the workspace.
 //!
 //! Modules:
 //! - [`types`]: public vocabulary (Oid, Recx, epochs, conditional flags, iods, anchors).
@@ -19,6 +20,8 @@
 //! - [`uring`]: the crate's only `unsafe`: 4 KiB-aligned buffers and batched io_uring I/O.
 //! - [`completion`]: result slots that are both `Future`s and blockable.
 //! - [`config`]: DAOS storage classes (`ram`, `dcpm`, `file`, `kdev`, `nvme`) and pool parameters.
+//!   `dcpm` (cargo feature `pmem`, via the in-tree `pmem-sys` crate) puts the WAL in a
+//!   libpmem-mapped file on the scm path.
 //!
 //! Design decisions:
 //! - Metadata lives in DRAM; durability comes from the WAL (O_DIRECT + fdatasync through

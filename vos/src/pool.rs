@@ -18,8 +18,9 @@ use crate::alloc::Allocator;
 use crate::ckpt::{self, PoolHeader};
 use crate::completion::{pair, Completer, Completion};
 use crate::config::PoolConfig;
+use crate::config::ScmClass;
 use crate::error::{Result, VosError};
-use crate::flusher::{self, WalState};
+use crate::flusher::{self, WalDev, WalState};
 use crate::index::{Index, IndexOp, OpIod, OpValue};
 use crate::types::*;
 use crate::uring::{align_up, open_direct, AlignedBuf, IoOp, Ring};
@@ -81,6 +82,9 @@ pub(crate) struct Shared {
     /// Exclusive advisory lock on `pool.lock`, held while open.
     _lock: File,
     pub(crate) wal_ckpt_bytes: u64,
+    pub(crate) wal_dir: PathBuf,
+    pub(crate) scm_class: ScmClass,
+    pub(crate) pmem_wal_len: u64,
     pub(crate) wal_chunk: u64,
 }
 
@@ -169,7 +173,9 @@ impl VosPool {
         let ckpt_bytes = std::fs::metadata(ckpt::ckpt_path(&dir, gen))
             .map(|m| m.len())
             .unwrap_or(0);
-        let wal_path = ckpt::wal_path(&dir, gen);
+        let wal_dir = cfg.wal_dir().to_path_buf();
+        std::fs::create_dir_all(&wal_dir).map_err(|e| VosError::io(&wal_dir, e))?;
+        let wal_path = ckpt::wal_path(&wal_dir, gen);
         let wal_data = match std::fs::read(&wal_path) {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -178,41 +184,24 @@ impl VosPool {
         let info = crate::wal::scan(&wal_path, &wal_data, gen, lsn0, |op| {
             index.apply(op);
         })?;
+        let (wal, wal_len) = WalDev::open(cfg.scm_class, &wal_path, cfg.pmem_wal_len())?;
         // Zero whatever follows the valid log so a later replay can never see stale batches.
         if wal_data.len() as u64 > info.end {
-            let f = open_direct(&wal_path, false).map_err(|e| VosError::io(&wal_path, e))?;
-            let zeros = AlignedBuf::zeroed((wal_data.len() as u64 - info.end) as usize);
-            let mut ring = Ring::new(4);
-            let res = ring.run(&mut [
-                IoOp::Write {
-                    file: &f,
-                    buf: zeros.as_slice(),
-                    off: info.end,
-                },
-                IoOp::Fdatasync { file: &f },
-            ]);
-            for r in res {
-                r.map_err(|e| VosError::io(&wal_path, e))?;
-            }
+            wal.zero_range(info.end, wal_data.len() as u64, &wal_path)?;
         }
         drop(wal_data);
         for g in gens.iter().filter(|g| **g < gen) {
             let _ = std::fs::remove_file(ckpt::ckpt_path(&dir, *g));
         }
-        for g in ckpt::list_gens(&dir, "wal.")?
+        for g in ckpt::list_gens(&wal_dir, "wal.")?
             .into_iter()
             .filter(|g| *g < gen)
         {
-            let _ = std::fs::remove_file(ckpt::wal_path(&dir, g));
+            let _ = std::fs::remove_file(ckpt::wal_path(&wal_dir, g));
         }
         let alloc = Allocator::new(hdr.data_size, index.allocations());
         let data_path = dir.join("data");
         let data = open_direct(&data_path, false).map_err(|e| VosError::io(&data_path, e))?;
-        let wal = open_direct(&wal_path, true).map_err(|e| VosError::io(&wal_path, e))?;
-        let wal_len = wal
-            .metadata()
-            .map_err(|e| VosError::io(&wal_path, e))?
-            .len();
         let recovery = RecoveryStats {
             ckpt_gen: gen,
             ckpt_bytes,
@@ -253,7 +242,15 @@ impl VosPool {
             read_cv: Condvar::new(),
             hdr,
             _lock: lock,
-            wal_ckpt_bytes: cfg.wal_checkpoint_bytes,
+            wal_ckpt_bytes: match cfg.scm_class {
+                ScmClass::Dcpm => cfg
+                    .wal_checkpoint_bytes
+                    .min(cfg.pmem_wal_len() - (64 << 20)),
+                ScmClass::Ram => cfg.wal_checkpoint_bytes,
+            },
+            wal_dir,
+            scm_class: cfg.scm_class,
+            pmem_wal_len: cfg.pmem_wal_len(),
             wal_chunk: align_up(cfg.wal_chunk.max(4096)),
         });
         let zeros = Arc::new(AlignedBuf::zeroed(sh.wal_chunk as usize));

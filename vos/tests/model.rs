@@ -403,6 +403,12 @@ fn unsupported_classes_say_why() {
     );
     assert_eq!(e.der(), Der::NotSupported);
     assert!("floppy".parse::<BdevClass>().is_err());
+    if !cfg!(feature = "pmem") {
+        let mut cfg = common::cfg(dir.path());
+        cfg.scm_class = "dcpm".parse().unwrap();
+        let e = VosPool::create(&cfg).unwrap_err();
+        assert!(e.to_string().contains("pmem"), "{e}");
+    }
 }
 
 #[test]
