@@ -25,6 +25,8 @@ fn acknowledged_updates_survive_sigkill() {
     let mut acked_total = 0u64;
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15 ^ std::process::id() as u64;
     let mut rounds = 0;
+    let mut all_acked = Vec::new();
+    let (mut max_gen, mut torn_rounds) = (0u64, 0u32);
     for round in 0..ROUNDS {
         if started.elapsed() > Duration::from_secs(90) {
             break; // bounded total time on a slow machine; at least the rounds so far are checked
@@ -62,9 +64,13 @@ fn acknowledged_updates_survive_sigkill() {
             .collect();
         assert!(acked.len() as u64 >= want);
         acked_total += acked.len() as u64;
+        all_acked.extend(acked.iter().map(|i| Oid::new(round, *i)));
 
         let pool =
             VosPool::open(&cfg).unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
+        let st = pool.recovery_stats();
+        max_gen = max_gen.max(st.ckpt_gen);
+        torn_rounds += (st.torn_bytes > 0) as u32;
         for &i in &acked {
             let got = pool
                 .fetch(
@@ -84,13 +90,16 @@ fn acknowledged_updates_survive_sigkill() {
                 "round {round} update {i} lost or wrong"
             );
         }
-        // Nothing torn: every object of this round that exists holds exactly its value.
+        // Nothing torn: every object that exists holds exactly its value, and every update
+        // acknowledged in any round so far is still there.
         let mut a = Anchor::default();
+        let mut listed = std::collections::HashSet::new();
         while !a.is_eof() {
             for oid in pool
                 .list_objects(cont, EpochRange::ALL, &mut a, 1000)
                 .unwrap()
             {
+                listed.insert(oid);
                 let got = pool
                     .fetch(
                         cont,
@@ -111,11 +120,21 @@ fn acknowledged_updates_survive_sigkill() {
                 );
             }
         }
+        let lost: Vec<_> = all_acked.iter().filter(|o| !listed.contains(o)).collect();
+        assert!(
+            lost.is_empty(),
+            "round {round}: acknowledged updates lost: {lost:?}"
+        );
         pool.close().unwrap();
     }
     eprintln!(
-        "vos crash test: {rounds} rounds, {acked_total} acknowledged updates verified, {:?}",
+        "vos crash test: {rounds} rounds, {acked_total} acknowledged updates verified, \
+         {torn_rounds} reopens discarded a torn WAL tail, checkpoint generation reached {max_gen}, {:?}",
         started.elapsed()
     );
     assert!(rounds >= 10, "too few rounds ran: {rounds}");
+    assert!(
+        max_gen > 1,
+        "no checkpoint happened during the crash rounds"
+    );
 }

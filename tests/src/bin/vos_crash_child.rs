@@ -24,7 +24,7 @@ fn main() {
     let mut cfg = PoolConfig::new(dir.join("scm"), dir.join("bdev"));
     cfg.data_size = 256 << 20;
     cfg.wal_chunk = 1 << 20;
-    cfg.wal_checkpoint_bytes = 2 << 20; // checkpoints happen during the run, and get killed too
+    cfg.wal_checkpoint_bytes = 256 << 10; // checkpoints happen during the run, and get killed too
     let cont = daos_common::ids::Uuid::from_u128(42);
     let pool = if cfg.bdev_path.join("pool.hdr").exists() {
         VosPool::open(&cfg).expect("open")
