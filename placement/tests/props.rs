@@ -115,6 +115,9 @@ proptest! {
         let ext = p1.extended_layout(o).unwrap();
         prop_assert_eq!(targets(&ext.layout), targets(&l0));
         let old = m0.targets().len() as u32;
+        // NEW -> UP (data moving in): still the pre-extension I/O layout.
+        let m1 = m1.transition(&m1.pending(), CompState::Up).unwrap().0;
+        prop_assert_eq!(targets(&Placement::new(&m1).unwrap().layout(o).unwrap()), targets(&l0));
         let m2 = m1.integrate(&m1.pending()).unwrap().0;
         let l2 = Placement::new(&m2).unwrap().layout(o).unwrap();
         // The extended layout named exactly the post-extension homes.
