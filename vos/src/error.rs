@@ -20,6 +20,9 @@ pub enum VosError {
         need: u64,
         free: u64,
     },
+    /// Update or punch at an epoch the container has already aggregated.
+    #[error("epoch {epoch} is at or below the aggregated epoch {aggregated}")]
+    EpochTooOld { epoch: u64, aggregated: u64 },
     /// A caller-supplied argument is invalid.
     #[error("invalid argument: {0}")]
     Invalid(String),
@@ -86,6 +89,7 @@ impl DaosErrno for VosError {
             VosError::NoSpace { .. } => Der::Nospace,
             VosError::Invalid(_) | VosError::WrongType { .. } => Der::Inval,
             VosError::RecordSize { .. } => Der::RecSize,
+            VosError::EpochTooOld { .. } => Der::EpOld,
             VosError::Corrupt { .. } => Der::DfInval,
             VosError::Checksum { .. } => Der::Csum,
             VosError::Io { .. } | VosError::Failed(_) => Der::Io,

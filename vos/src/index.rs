@@ -71,6 +71,9 @@ pub struct Container {
     akeys: BTreeMap<AkeyKey, AkeyEntry>,
     obj_punch: BTreeMap<u128, Vec<Epoch>>,
     dkey_punch: BTreeMap<(u128, Vec<u8>), Vec<Epoch>>,
+    /// Highest epoch aggregated so far: history at or below it is merged, so new updates and
+    /// punches there are refused (`DER_EP_OLD`).
+    agg_upto: Epoch,
 }
 
 /// All containers of one pool (target).
@@ -133,6 +136,18 @@ impl Index {
         })
     }
 
+    /// Refuses a punch at or below the container's aggregation boundary.
+    pub fn check_punch(&self, cont: u128, epoch: Epoch) -> Result<()> {
+        let c = self.cont(cont)?;
+        if epoch <= c.agg_upto {
+            return Err(VosError::EpochTooOld {
+                epoch,
+                aggregated: c.agg_upto,
+            });
+        }
+        Ok(())
+    }
+
     pub fn has_container(&self, cont: u128) -> bool {
         self.conts.contains_key(&cont)
     }
@@ -156,6 +171,12 @@ impl Index {
         let oid = oid.as_u128();
         if iods.is_empty() {
             return Err(VosError::Invalid("update with no iods".into()));
+        }
+        if epoch <= c.agg_upto {
+            return Err(VosError::EpochTooOld {
+                epoch,
+                aggregated: c.agg_upto,
+            });
         }
         if flags & (cond::DKEY_INSERT | cond::DKEY_UPDATE) != 0 {
             let ex = c.dkey_exists(oid, dkey, epoch);
@@ -286,6 +307,7 @@ impl Index {
                 let Some(c) = self.conts.get_mut(&cont) else {
                     return freed;
                 };
+                c.agg_upto = c.agg_upto.max(upto);
                 let (op, dp) = (&c.obj_punch, &c.dkey_punch);
                 c.akeys.retain(|(oid, dkey, _), a| {
                     let o = op.get(oid).and_then(|p| floor_of(p, upto));

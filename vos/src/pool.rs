@@ -547,10 +547,8 @@ impl VosPool {
             Ok(s) => s,
             Err(e) => return failed(e),
         };
-        if !st.index.has_container(cont.as_u128()) {
-            return failed(VosError::Nonexist {
-                what: format!("container {cont}"),
-            });
+        if let Err(e) = st.index.check_punch(cont.as_u128(), epoch) {
+            return failed(e);
         }
         let op = IndexOp::Punch {
             cont: cont.as_u128(),
@@ -610,16 +608,16 @@ impl VosPool {
         )
     }
 
-    /// Removes every version and punch written in `epr` (aborted transactions).
+    /// Removes every version and punch written in `epr` (aborted transactions). `DER_EP_OLD` if
+    /// `epr.lo` is at or below the aggregated epoch.
     pub fn discard(&self, cont: Uuid, epr: EpochRange) -> Completion<Result<()>> {
         let mut st = match self.lock_ok() {
             Ok(s) => s,
             Err(e) => return failed(e),
         };
-        if !st.index.has_container(cont.as_u128()) {
-            return failed(VosError::Nonexist {
-                what: format!("container {cont}"),
-            });
+        // Aggregated history cannot be discarded (it may already be merged with newer versions).
+        if let Err(e) = st.index.check_punch(cont.as_u128(), epr.lo) {
+            return failed(e);
         }
         self.log(
             &mut st,

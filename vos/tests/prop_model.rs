@@ -4,6 +4,7 @@
 
 mod common;
 
+use daos_common::DaosErrno;
 use proptest::prelude::*;
 use uuid::Uuid;
 use vos::*;
@@ -41,6 +42,20 @@ enum Op {
         a: u8,
         e: u64,
     },
+    CondInsert {
+        o: u8,
+        d: u8,
+        a: u8,
+        e: u64,
+        fill: u8,
+    },
+    Aggregate {
+        upto: u64,
+    },
+    Discard {
+        lo: u64,
+        hi: u64,
+    },
     Reopen,
     Checkpoint,
 }
@@ -54,18 +69,40 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..2u8, 1..20u64).prop_map(|(o, e)| Op::PunchObj { o, e }),
         1 => (0..2u8, 0..2u8, 1..20u64).prop_map(|(o, d, e)| Op::PunchDkey { o, d, e }),
         1 => (0..2u8, 0..2u8, 0..2u8, 1..20u64).prop_map(|(o, d, a, e)| Op::PunchAkey { o, d, a, e }),
+        1 => (0..2u8, 0..2u8, 0..2u8, 1..20u64, any::<u8>()).prop_map(|(o, d, a, e, fill)| Op::CondInsert { o, d, a, e, fill }),
+        1 => (1..20u64).prop_map(|upto| Op::Aggregate { upto }),
+        1 => (1..20u64, 0..4u64).prop_map(|(lo, n)| Op::Discard { lo, hi: lo + n }),
         1 => Just(Op::Reopen),
         1 => Just(Op::Checkpoint),
     ]
 }
 
-/// The model: the op log itself; reads scan it.
+/// The model: the op log itself; reads scan it. Reads below `agg` (the highest aggregated
+/// epoch) are unspecified after aggregation and are not checked.
 #[derive(Default)]
 struct Model {
     log: Vec<Op>,
+    agg: u64,
+}
+
+fn epoch_of(op: &Op) -> Option<u64> {
+    match *op {
+        Op::Single { e, .. }
+        | Op::Array { e, .. }
+        | Op::PunchObj { e, .. }
+        | Op::PunchDkey { e, .. }
+        | Op::PunchAkey { e, .. }
+        | Op::CondInsert { e, .. } => Some(e),
+        _ => None,
+    }
 }
 
 impl Model {
+    fn dkey_visible(&self, o: u8, d: u8, e: u64) -> bool {
+        (0..2u8).any(|a| self.single(o, d, a, e).is_some())
+            || self.array(o, d, e).1.iter().any(|s| *s)
+    }
+
     fn floor(&self, o: u8, d: u8, a: Option<u8>, e: u64) -> u64 {
         self.log
             .iter()
@@ -92,15 +129,19 @@ impl Model {
         let f = self.floor(o, d, Some(a), e);
         let mut best: Option<(u64, Vec<u8>)> = None;
         for op in &self.log {
-            if let Op::Single {
-                o: so,
-                d: sd,
-                a: sa,
-                e: se,
-                len,
-                fill,
-            } = *op
-            {
+            let single = match *op {
+                Op::Single {
+                    o,
+                    d,
+                    a,
+                    e,
+                    len,
+                    fill,
+                } => Some((o, d, a, e, len, fill)),
+                Op::CondInsert { o, d, a, e, fill } => Some((o, d, a, e, 7, fill)),
+                _ => None,
+            };
+            if let Some((so, sd, sa, se, len, fill)) = single {
                 if so == o
                     && sd == d
                     && sa == a
@@ -154,7 +195,10 @@ fn akey(a: u8) -> Vec<u8> {
 fn check(p: &VosPool, m: &Model, c: Uuid) {
     for o in 0..2u8 {
         for d in 0..2u8 {
-            for e in [1u64, 5, 10, 15, 19, 25] {
+            for e in [1u64, 5, 10, 15, 19, 25]
+                .into_iter()
+                .filter(|e| *e >= m.agg)
+            {
                 let mut iods: Vec<FetchIod> = (0..2u8)
                     .map(|a| FetchIod::Single { akey: akey(a) })
                     .collect();
@@ -190,6 +234,51 @@ fn check(p: &VosPool, m: &Model, c: Uuid) {
     }
 }
 
+/// Runs one write op (update or punch) against the store.
+fn write(p: &VosPool, c: Uuid, op: &Op) -> Result<(), VosError> {
+    match *op {
+        Op::Single {
+            o,
+            d,
+            a,
+            e,
+            len,
+            fill,
+        } => {
+            let iod = UpdateIod {
+                akey: akey(a),
+                value: IodValue::Single(vec![fill; len]),
+            };
+            p.update(c, Oid::new(0, o as u64), e, 0, &[d], vec![iod])
+                .wait()
+        }
+        Op::Array {
+            o,
+            d,
+            e,
+            idx,
+            nr,
+            fill,
+        } => {
+            let iod = UpdateIod {
+                akey: akey(AKEY_ARR),
+                value: IodValue::Array {
+                    rsize: 1,
+                    extents: vec![(Recx::new(idx, nr), vec![fill; nr as usize])],
+                },
+            };
+            p.update(c, Oid::new(0, o as u64), e, 0, &[d], vec![iod])
+                .wait()
+        }
+        Op::PunchObj { o, e } => p.punch_object(c, Oid::new(0, o as u64), e).wait(),
+        Op::PunchDkey { o, d, e } => p.punch_dkey(c, Oid::new(0, o as u64), e, &[d]).wait(),
+        Op::PunchAkey { o, d, a, e } => p
+            .punch_akey(c, Oid::new(0, o as u64), e, &[d], &akey(a))
+            .wait(),
+        _ => unreachable!("not a write op"),
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, max_shrink_iters: 200, ..ProptestConfig::default() })]
     #[test]
@@ -201,18 +290,47 @@ proptest! {
         p.cont_create(c).wait().unwrap();
         let mut m = Model::default();
         for op in ops {
+            if let Some(e) = epoch_of(&op) {
+                if e <= m.agg && !matches!(op, Op::CondInsert { .. }) {
+                    // History at or below the aggregated epoch is closed.
+                    let err = write(&p, c, &op).unwrap_err();
+                    prop_assert_eq!(err.der(), daos_common::Der::EpOld);
+                    continue;
+                }
+            }
             match op.clone() {
-                Op::Single { o, d, a, e, len, fill } => {
-                    let iod = UpdateIod { akey: akey(a), value: IodValue::Single(vec![fill; len]) };
-                    p.update(c, Oid::new(0, o as u64), e, 0, &[d], vec![iod]).wait().unwrap();
+                Op::Single { .. } | Op::Array { .. } | Op::PunchObj { .. } | Op::PunchDkey { .. } | Op::PunchAkey { .. } => {
+                    write(&p, c, &op).unwrap()
                 }
-                Op::Array { o, d, e, idx, nr, fill } => {
-                    let iod = UpdateIod { akey: akey(AKEY_ARR), value: IodValue::Array { rsize: 1, extents: vec![(Recx::new(idx, nr), vec![fill; nr as usize])] } };
-                    p.update(c, Oid::new(0, o as u64), e, 0, &[d], vec![iod]).wait().unwrap();
+                Op::CondInsert { o, d, a, e, fill } => {
+                    let iod = UpdateIod { akey: akey(a), value: IodValue::Single(vec![fill; 7]) };
+                    let r = p.update(c, Oid::new(0, o as u64), e, cond::AKEY_INSERT, &[d], vec![iod]).wait();
+                    let exists = m.single(o, d, a, e).is_some();
+                    if e <= m.agg {
+                        prop_assert_eq!(r.unwrap_err().der(), daos_common::Der::EpOld);
+                        continue;
+                    }
+                    if exists {
+                        prop_assert_eq!(r.unwrap_err().der(), daos_common::Der::Exist);
+                        continue;
+                    }
+                    r.unwrap();
                 }
-                Op::PunchObj { o, e } => p.punch_object(c, Oid::new(0, o as u64), e).wait().unwrap(),
-                Op::PunchDkey { o, d, e } => p.punch_dkey(c, Oid::new(0, o as u64), e, &[d]).wait().unwrap(),
-                Op::PunchAkey { o, d, a, e } => p.punch_akey(c, Oid::new(0, o as u64), e, &[d], &akey(a)).wait().unwrap(),
+                Op::Aggregate { upto } => {
+                    p.aggregate(c, upto).wait().unwrap();
+                    m.agg = m.agg.max(upto);
+                    continue;
+                }
+                Op::Discard { lo, hi } => {
+                    let r = p.discard(c, EpochRange::new(lo, hi)).wait();
+                    if lo <= m.agg {
+                        prop_assert_eq!(r.unwrap_err().der(), daos_common::Der::EpOld);
+                        continue;
+                    }
+                    r.unwrap();
+                    m.log.retain(|op| !epoch_of(op).is_some_and(|e| e >= lo && e <= hi));
+                    continue;
+                }
                 Op::Reopen => {
                     p.close().unwrap();
                     p = VosPool::open(&cfg).unwrap();
@@ -229,7 +347,8 @@ proptest! {
         check(&p, &m, c);
         // Aggregation at 12 must not change what reads at >= 12 see.
         p.aggregate(c, 12).wait().unwrap();
-        for o in 0..2u8 { for d in 0..2u8 { for e in [12u64, 19, 25] {
+        let floor = m.agg.max(12);
+        for o in 0..2u8 { for d in 0..2u8 { for e in [12u64, 19, 25].into_iter().filter(|e| *e >= floor) {
             for a in 0..2u8 {
                 let got = p.fetch(c, Oid::new(0, o as u64), e, 0, &[d], &[FetchIod::Single { akey: akey(a) }]).wait().unwrap();
                 prop_assert_eq!(&got[0], &Fetched::Single(m.single(o, d, a, e)));
