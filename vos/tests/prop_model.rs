@@ -231,6 +231,27 @@ fn check(p: &VosPool, m: &Model, c: Uuid) {
                 );
             }
         }
+        for e in [5u64, 10, 19, 25].into_iter().filter(|e| *e >= m.agg) {
+            let mut anchor = Anchor::default();
+            let mut got = Vec::new();
+            while !anchor.is_eof() {
+                got.extend(
+                    p.list_dkeys(
+                        c,
+                        Oid::new(0, o as u64),
+                        EpochRange::new(0, e),
+                        &mut anchor,
+                        1,
+                    )
+                    .unwrap(),
+                );
+            }
+            let want: Vec<Vec<u8>> = (0..2u8)
+                .filter(|d| m.dkey_visible(o, *d, e))
+                .map(|d| vec![d])
+                .collect();
+            assert_eq!(got, want, "list_dkeys o{o} e{e}");
+        }
     }
 }
 
