@@ -90,6 +90,12 @@ pub struct Placer {
     // scratch
     used: Vec<Bits>,
     full: Vec<Bits>,
+    /// Per parent: how many of its children are full (eager propagation of `full` up the tree).
+    full_cnt: Vec<Vec<u32>>,
+    full_touched: Vec<(u32, u32)>,
+    /// Per parent: how many of its children are used by the object (soft bits).
+    used_cnt: Vec<Vec<u32>>,
+    used_touched: Vec<(u32, u32)>,
     grp: Vec<Bits>,
     failed: Vec<(u32, u32)>,
 }
@@ -186,6 +192,8 @@ impl Placer {
         let fault_domains_avail = levels[fault_level].avail.iter().filter(|&&a| a).count() as u32;
         let used = levels.iter().map(|l| Bits::new(l.orig.len())).collect();
         let full = levels.iter().map(|l| Bits::new(l.orig.len())).collect();
+        let full_cnt: Vec<Vec<u32>> = levels.iter().map(|l| vec![0u32; l.orig.len()]).collect();
+        let used_cnt = full_cnt.clone();
         let grp = levels.iter().map(|l| Bits::new(l.orig.len())).collect();
         Ok(Placer {
             view,
@@ -200,6 +208,10 @@ impl Placer {
             fault_domains_avail,
             used,
             full,
+            full_cnt,
+            full_touched: Vec::new(),
+            used_cnt,
+            used_touched: Vec::new(),
             grp,
             failed: Vec::new(),
         })
@@ -238,14 +250,24 @@ impl Placer {
     }
 
     fn clear_scratch(&mut self) {
-        for b in self
-            .used
-            .iter_mut()
-            .chain(self.full.iter_mut())
-            .chain(self.grp.iter_mut())
-        {
+        for b in self.used.iter_mut().chain(self.grp.iter_mut()) {
             b.clear();
         }
+        for &(l, p) in &self.used_touched {
+            self.used_cnt[l as usize][p as usize] = 0;
+        }
+        self.used_touched.clear();
+        self.clear_full();
+    }
+
+    fn clear_full(&mut self) {
+        for b in self.full.iter_mut() {
+            b.clear();
+        }
+        for &(l, p) in &self.full_touched {
+            self.full_cnt[l as usize][p as usize] = 0;
+        }
+        self.full_touched.clear();
     }
 
     fn clear_grp(&mut self) {
@@ -259,10 +281,33 @@ impl Placer {
     fn mark(&mut self, ct: u32) {
         let t = self.levels.len() - 1;
         self.full[t].set(ct);
+        // A parent whose children are all full is full too.
         let mut c = ct;
         for l in (1..=t).rev() {
-            self.used[l].set(c);
-            c = self.levels[l].parent[c as usize];
+            let p = self.levels[l].parent[c as usize];
+            let cnt = &mut self.full_cnt[l - 1][p as usize];
+            if *cnt == 0 {
+                self.full_touched.push(((l - 1) as u32, p));
+            }
+            *cnt += 1;
+            if *cnt < self.levels[l - 1].child_cnt[p as usize] || self.full[l - 1].get(p) {
+                break;
+            }
+            self.full[l - 1].set(p);
+            c = p;
+        }
+        let mut c = ct;
+        for l in (1..=t).rev() {
+            let p = self.levels[l].parent[c as usize];
+            if !self.used[l].get(c) {
+                self.used[l].set(c);
+                let cnt = &mut self.used_cnt[l - 1][p as usize];
+                if *cnt == 0 {
+                    self.used_touched.push(((l - 1) as u32, p));
+                }
+                *cnt += 1;
+            }
+            c = p;
         }
         let fd = self.tgt_fdom[ct as usize];
         self.grp[self.fault_level].set(fd);
@@ -277,6 +322,7 @@ impl Placer {
             for l in 1..=t {
                 let up = &self.levels[l - 1];
                 let (start, n) = (up.child_start[p as usize], up.child_cnt[p as usize]);
+                let up_full = self.full_cnt[l - 1][p as usize];
                 let lvl = &self.levels[l];
                 let (full, grp, used) = (&self.full[l], &self.grp[l], &self.used[l]);
                 let ok = |c: u32| {
@@ -285,7 +331,14 @@ impl Placer {
                 let pref = |c: u32| ok(c) && (l == t || !used.get(c));
                 let mut k = subkey(key, l as u64);
                 let mut pick = None;
-                for attempt in 0..MAX_TRIES {
+                // Mostly-full parent: probing would mostly miss, go straight to the scan.
+                let up_used = self.used_cnt[l - 1][p as usize];
+                let tries = if up_full.max(up_used) * 2 > n {
+                    0
+                } else {
+                    MAX_TRIES
+                };
+                for attempt in 0..tries {
                     let c = start + jump(k, n);
                     if pref(c) {
                         pick = Some(c);
@@ -308,9 +361,7 @@ impl Placer {
                                 if self.grp.iter().any(|b| b.any()) {
                                     self.clear_grp();
                                 } else {
-                                    for b in self.full.iter_mut() {
-                                        b.clear();
-                                    }
+                                    self.clear_full();
                                 }
                             } else if grp_blocked {
                                 self.grp[l - 1].set(p);
@@ -324,6 +375,7 @@ impl Placer {
                         if n_pref == 0 {
                             // Level exhausted under this parent: reset its used bits.
                             self.used[l].clear_range(start, n);
+                            self.used_cnt[l - 1][p as usize] = 0;
                             n_pref = n_ok;
                         }
                         let used = &self.used[l];
