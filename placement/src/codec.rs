@@ -6,6 +6,10 @@ use crate::pool_map::PoolMap;
 /// The format version this build writes and reads.
 pub const POOL_MAP_FORMAT: u8 = 1;
 
+/// Decoding refuses to allocate more than this for one map (a corrupt length prefix must give an error,
+/// not an out-of-memory abort). 64 MiB is far above any real pool (a 100k-target map is ~2 MiB).
+const DECODE_LIMIT: usize = 64 << 20;
+
 impl PoolMap {
     /// Encode as `[POOL_MAP_FORMAT] ++ bincode(map)`.
     pub fn encode(&self) -> Vec<u8> {
@@ -28,9 +32,11 @@ impl PoolMap {
                 supported: POOL_MAP_FORMAT,
             });
         }
-        let (map, used): (PoolMap, usize) =
-            bincode::decode_from_slice(body, bincode::config::standard())
-                .map_err(|e| PlacementError::Corrupt(e.to_string()))?;
+        let (map, used): (PoolMap, usize) = bincode::decode_from_slice(
+            body,
+            bincode::config::standard().with_limit::<DECODE_LIMIT>(),
+        )
+        .map_err(|e| PlacementError::Corrupt(e.to_string()))?;
         if used != body.len() {
             return Err(PlacementError::Corrupt(format!(
                 "{} trailing bytes after the map",
@@ -79,5 +85,35 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("trailing"));
+    }
+
+    #[test]
+    fn corrupt_bytes_never_panic() {
+        let m = PoolMap::build(&Topology::uniform(3, 2, 2)).unwrap();
+        let enc = m.encode();
+        for i in 1..enc.len() {
+            for v in [0u8, 1, 0x7f, 0xfb, 0xfc, 0xfd, 0xff] {
+                let mut bad = enc.clone();
+                bad[i] = v;
+                // Either a valid (different) map or a clear error; never a panic or huge allocation.
+                match PoolMap::decode(&bad) {
+                    Err(e) => assert!(matches!(e, PlacementError::Corrupt(_)), "{e}"),
+                    // A map that decodes must also be placeable without panicking.
+                    Ok(map) => {
+                        if let Ok(mut p) = crate::Placement::new(&map) {
+                            let class = "RP_2G1".parse().unwrap();
+                            let oid = crate::ObjectId::generate(
+                                0,
+                                i as u64,
+                                crate::ObjType::Array,
+                                class,
+                                8,
+                            );
+                            p.layout(oid).unwrap();
+                        }
+                    }
+                }
+            }
+        }
     }
 }
