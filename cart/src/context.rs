@@ -930,6 +930,11 @@ impl CtxInner {
     }
 }
 
+/// First back-off sleep of a provider without wait fd (after the spin window).
+const POLL_BACKOFF_MIN: Duration = Duration::from_micros(10);
+/// Back-off sleeps double up to this, then the loop sleeps 1 ms at a time on tokio's timer.
+const POLL_BACKOFF_MAX: Duration = Duration::from_micros(640);
+
 async fn progress_loop(inner: Arc<CtxInner>) {
     let afd = crate::transport::ofi::async_wait_fd(&inner.t).and_then(|r| match r {
         Ok(a) => Some(a),
@@ -943,16 +948,21 @@ async fn progress_loop(inner: Arc<CtxInner>) {
     // After a timed-out sleep that found nothing, go straight back to sleep (no spin) so an idle
     // context costs a wake-up per timeout, not a spin window per wake-up.
     let mut idle = false;
+    let mut backoff = POLL_BACKOFF_MIN;
     while !inner.shutdown.load(Ordering::Relaxed) {
         let n = inner.progress_once();
         let now = Instant::now();
         if n > 0 {
             last = now;
             idle = false;
+            backoff = POLL_BACKOFF_MIN;
             tokio::task::yield_now().await;
             continue;
         }
         if !idle && now.duration_since(last) < spin {
+            // Nothing yet: let other tasks run, and give the core away briefly (sched_yield) so a
+            // peer process pinned to the same core (two servers on one core in fabric.sh) runs.
+            std::thread::yield_now();
             tokio::task::yield_now().await;
             continue;
         }
@@ -971,6 +981,16 @@ async fn progress_loop(inner: Arc<CtxInner>) {
                     kicked = true;
                 }
             }
+            None if backoff < POLL_BACKOFF_MAX => {
+                // No wait fd (shm): poll with back-off. Short sleeps block this thread (at most
+                // POLL_BACKOFF_MAX) because tokio's timer cannot sleep below 1 ms.
+                std::thread::sleep(backoff);
+                backoff *= 2;
+                inner.sleeping.store(false, Ordering::SeqCst);
+                idle = true;
+                tokio::task::yield_now().await;
+                continue;
+            }
             None => {
                 tokio::select! {
                     _ = inner.wake.notified() => kicked = true,
@@ -980,6 +1000,9 @@ async fn progress_loop(inner: Arc<CtxInner>) {
         }
         inner.sleeping.store(false, Ordering::SeqCst);
         idle = !kicked;
+        if kicked {
+            backoff = POLL_BACKOFF_MIN;
+        }
         last = Instant::now();
     }
     tracing::debug!(rank = inner.rank, tag = inner.tag, "progress loop stopped");
