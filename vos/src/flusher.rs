@@ -19,6 +19,10 @@ use crate::error::{Result, VosError};
 use crate::pool::{Pending, Shared};
 use crate::uring::{open_direct, AlignedBuf, IoOp, Ring};
 
+/// WAL batches use RWF_DSYNC writes instead of write + fdatasync (process-wide switch for A/B
+/// measurement; see README).
+pub static DSYNC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Where the WAL lives: an O_DIRECT file on the bdev tier (scm class `ram`), or a
 /// libpmem-mapped file on the scm tier (class `dcpm`, feature `pmem`).
 pub enum WalDev {
@@ -92,15 +96,23 @@ impl WalDev {
     ) -> Result<()> {
         match self {
             WalDev::File(file) => {
-                let mut ops = [
-                    IoOp::Write {
+                let res = if DSYNC.load(std::sync::atomic::Ordering::Relaxed) {
+                    ring.run(&mut [IoOp::WriteDsync {
                         file,
                         buf: buf.as_slice(),
                         off: pos,
-                    },
-                    IoOp::Fdatasync { file },
-                ];
-                for r in ring.run(&mut ops) {
+                    }])
+                } else {
+                    ring.run(&mut [
+                        IoOp::Write {
+                            file,
+                            buf: buf.as_slice(),
+                            off: pos,
+                        },
+                        IoOp::Fdatasync { file },
+                    ])
+                };
+                for r in res {
                     r.map_err(|e| VosError::io(path, e))?;
                 }
                 Ok(())

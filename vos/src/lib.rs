@@ -45,6 +45,8 @@ pub mod completion;
 pub mod config;
 pub mod error;
 mod flusher;
+/// Process-wide switch: WAL batches written with write + fdatasync (default) or `RWF_DSYNC`.
+pub use flusher::DSYNC as WAL_DSYNC;
 pub mod index;
 pub mod pool;
 pub mod types;

@@ -92,6 +92,13 @@ pub enum IoOp<'a> {
         buf: &'a [u8],
         off: u64,
     },
+    /// A write that is durable when it completes (`RWF_DSYNC`: FUA or a device flush), saving
+    /// the separate fdatasync round trip.
+    WriteDsync {
+        file: &'a File,
+        buf: &'a [u8],
+        off: u64,
+    },
     Read {
         file: &'a File,
         buf: &'a mut [u8],
@@ -194,6 +201,10 @@ impl Ring {
                     IoOp::Write { file, buf, off } => {
                         file.write_all_at(buf, *off).map(|_| buf.len())
                     }
+                    IoOp::WriteDsync { file, buf, off } => file
+                        .write_all_at(buf, *off)
+                        .and_then(|_| file.sync_data())
+                        .map(|_| buf.len()),
                     IoOp::Read { file, buf, off } => {
                         file.read_exact_at(buf, *off).map(|_| buf.len())
                     }
@@ -214,6 +225,14 @@ impl Ring {
                         buf.len() as u32,
                     )
                     .offset(*off)
+                    .build(),
+                    IoOp::WriteDsync { file, buf, off } => opcode::Write::new(
+                        types::Fd(file.as_raw_fd()),
+                        buf.as_ptr(),
+                        buf.len() as u32,
+                    )
+                    .offset(*off)
+                    .rw_flags(libc::RWF_DSYNC)
                     .build(),
                     IoOp::Read { file, buf, off } => opcode::Read::new(
                         types::Fd(file.as_raw_fd()),
@@ -257,7 +276,7 @@ impl Ring {
                 let r = cqe.result();
                 in_flight -= 1;
                 let want = match &ops[i] {
-                    IoOp::Write { buf, .. } => buf.len(),
+                    IoOp::Write { buf, .. } | IoOp::WriteDsync { buf, .. } => buf.len(),
                     IoOp::Read { buf, .. } => buf.len(),
                     IoOp::Fdatasync { .. } => 0,
                 };

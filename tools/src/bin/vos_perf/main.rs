@@ -52,6 +52,9 @@ struct Args {
     /// WAL writer threads (batches in flight); 1 = serial group commit.
     #[arg(long, default_value_t = 2)]
     flushers: usize,
+    /// WAL durability: dsync (RWF_DSYNC writes) or fdatasync (write, then fdatasync).
+    #[arg(long, default_value = "fdatasync")]
+    wal_sync: String,
     /// Leave the data file sparse instead of pre-zeroing it at create.
     #[arg(long)]
     sparse: bool,
@@ -248,6 +251,15 @@ fn recovery(args: &Args, n: u64) -> Result<serde_json::Value, String> {
 
 fn run() -> Result<(), String> {
     let args = Args::parse();
+    match args.wal_sync.as_str() {
+        "dsync" => vos::WAL_DSYNC.store(true, std::sync::atomic::Ordering::Relaxed),
+        "fdatasync" => vos::WAL_DSYNC.store(false, std::sync::atomic::Ordering::Relaxed),
+        other => {
+            return Err(format!(
+                "--wal-sync takes dsync or fdatasync, not {other:?}"
+            ))
+        }
+    }
     if let Some(n) = args.recovery {
         let r = recovery(&args, n.max(1))?;
         if args.json {
@@ -393,7 +405,7 @@ fn run() -> Result<(), String> {
     let out = json!({
         "config": {"objects": args.objects, "dkeys": args.dkeys, "akeys": args.akeys, "size": size,
                    "type": args.kind, "queue_depth": args.queue_depth, "scm": args.scm, "bdev": args.bdev,
-                   "inline_threshold": args.inline_threshold, "flushers": args.flushers},
+                   "inline_threshold": args.inline_threshold, "flushers": args.flushers, "wal_sync": args.wal_sync},
         "space": space,
         "cases": cases,
     });
