@@ -59,6 +59,8 @@ pub(crate) struct State {
     pub(crate) ckpt_waiters: Vec<Completer<Result<()>>>,
     pub(crate) next_lsn: u64,
     pub(crate) wal: WalState,
+    /// Estimated DRAM metadata bytes (exact after aggregation/discard/destroy, estimated in between).
+    pub(crate) meta_est: u64,
 }
 
 struct ReadJob {
@@ -200,6 +202,7 @@ impl VosPool {
             let _ = std::fs::remove_file(ckpt::wal_path(&wal_dir, g));
         }
         let alloc = Allocator::new(hdr.data_size, index.allocations());
+        let meta_est = index.meta_bytes();
         let data_path = dir.join("data");
         let data = open_direct(&data_path, false).map_err(|e| VosError::io(&data_path, e))?;
         let recovery = RecoveryStats {
@@ -225,6 +228,7 @@ impl VosPool {
                 shutdown: false,
                 ckpt_waiters: Vec::new(),
                 next_lsn: info.next_lsn,
+                meta_est,
                 wal: WalState {
                     file: Arc::new(wal),
                     path: wal_path,
@@ -317,7 +321,14 @@ impl VosPool {
             st.inflight.insert(*off, b.clone());
         }
         st.pending.data.extend(data);
+        let rescan = matches!(
+            op,
+            IndexOp::Aggregate { .. } | IndexOp::Discard { .. } | IndexOp::ContDestroy { .. }
+        );
         let freed = st.index.apply(op);
+        if rescan {
+            st.meta_est = st.index.meta_bytes();
+        }
         st.pending
             .frees
             .extend(freed.iter().filter_map(|p| p.allocation()));
@@ -436,6 +447,31 @@ impl VosPool {
                 free: st.alloc.free_bytes(),
             });
         }
+        // Metadata (DRAM, the scm budget): keys, a version record, inline bytes.
+        let meta_need: u64 = dkey.len() as u64
+            + iods
+                .iter()
+                .zip(&prepared)
+                .map(|(i, p)| {
+                    let inline: u64 = match &i.value {
+                        IodValue::Single(b) => b.len() as u64,
+                        IodValue::Array { extents, .. } => {
+                            extents.iter().map(|(_, b)| b.len() as u64).sum()
+                        }
+                    };
+                    let big: u64 = p.iter().flatten().map(|(b, _)| b.len() as u64).sum();
+                    96 + i.akey.len() as u64 + 40 * p.len() as u64 + inline.saturating_sub(big)
+                })
+                .sum::<u64>();
+        let meta_free = self.sh.hdr.scm_size.saturating_sub(st.meta_est);
+        if meta_need > meta_free {
+            return failed(VosError::NoSpace {
+                tier: "scm (metadata)",
+                need: meta_need,
+                free: meta_free,
+            });
+        }
+
         let mut data = Vec::new();
         let mut op_iods = Vec::with_capacity(iods.len());
         for (iod, prep) in iods.into_iter().zip(prepared) {
@@ -483,6 +519,7 @@ impl VosPool {
                 }
             }
         }
+        st.meta_est += meta_need;
         let op = IndexOp::Update {
             cont: cont.as_u128(),
             oid: oid.as_u128(),
@@ -698,7 +735,7 @@ impl VosPool {
     pub fn space(&self) -> SpaceInfo {
         let st = self.sh.st.lock();
         SpaceInfo {
-            meta_used: st.index.meta_bytes(),
+            meta_used: st.meta_est,
             meta_total: self.sh.hdr.scm_size,
             data_used: st.alloc.used(),
             data_total: st.alloc.total(),

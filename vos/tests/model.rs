@@ -443,3 +443,55 @@ fn many_updates_in_flight_share_flushes() {
         );
     }
 }
+
+#[test]
+fn metadata_budget_is_enforced_and_reclaimed() {
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let mut cfg = common::cfg(dir.path());
+    cfg.scm_size = 64 * 1024;
+    let p = VosPool::create(&cfg).unwrap();
+    let c = Uuid::from_u128(1);
+    p.cont_create(c).wait().unwrap();
+    let mut n = 0u64;
+    let err = loop {
+        match p
+            .update(
+                c,
+                Oid::new(0, 1),
+                n + 1,
+                0,
+                b"d",
+                vec![sv("a", &[7u8; 1000])],
+            )
+            .wait()
+        {
+            Ok(()) => n += 1,
+            Err(e) => break e,
+        }
+        assert!(n < 1000, "budget never enforced");
+    };
+    assert_eq!(err.der(), Der::Nospace);
+    assert!(err.to_string().contains("metadata"), "{err}");
+    let s = p.space();
+    assert!(
+        s.meta_used <= s.meta_total && s.meta_used > 50 * 1024,
+        "{s:?}"
+    );
+    // Aggregation merges the old versions and gives the budget back.
+    p.aggregate(c, n).wait().unwrap();
+    assert!(p.space().meta_used < 4 * 1024, "{:?}", p.space());
+    p.update(
+        c,
+        Oid::new(0, 1),
+        n + 1,
+        0,
+        b"d",
+        vec![sv("a", &[8u8; 1000])],
+    )
+    .wait()
+    .unwrap();
+    assert_eq!(
+        get(&p, c, Oid::new(0, 1), n + 1, "d", "a"),
+        Some(vec![8u8; 1000])
+    );
+}
