@@ -167,3 +167,47 @@ fn racks_above_nodes() {
         Err(PlacementError::InvalidTopology(_))
     ));
 }
+
+#[test]
+fn few_targets_share_and_all_down_gives_no_target() {
+    // 2 domains × 1 rank × 2 targets; RP_3G1 needs 3 shards.
+    let m = PoolMap::build(&Topology::uniform(2, 1, 2)).unwrap();
+    let oid = ObjectId::generate(0, 5, ObjType::Array, "RP_3G1".parse().unwrap(), 4);
+    let l = Placement::new(&m).unwrap().layout(oid).unwrap();
+    assert!(l.shards.iter().all(|s| s.target != NO_TARGET));
+    // With one rank down, every shard still gets a target (two share one: DAOS layout v1+ semantics).
+    let (m1, _) = m.exclude(&[Sel::Rank(0)]).unwrap();
+    let l1 = Placement::new(&m1).unwrap().layout(oid).unwrap();
+    assert!(
+        l1.shards
+            .iter()
+            .all(|s| s.target != NO_TARGET && m1.target_rank(s.target) == 1),
+        "{l1:?}"
+    );
+    // With everything down, shards get NO_TARGET (-1 in DAOS), not a panic.
+    let (m2, _) = m1.exclude(&[Sel::Rank(1)]).unwrap();
+    let l2 = Placement::new(&m2).unwrap().layout(oid).unwrap();
+    assert!(
+        l2.shards
+            .iter()
+            .all(|s| s.target == NO_TARGET && s.remapped),
+        "{l2:?}"
+    );
+}
+
+#[test]
+fn bad_oid_class_bits_are_errors() {
+    let m = PoolMap::build(&Topology::uniform(2, 1, 2)).unwrap();
+    let mut p = Placement::new(&m).unwrap();
+    let e = p
+        .layout(ObjectId {
+            hi: 0x00ff_0001_0000_0000,
+            lo: 1,
+        })
+        .unwrap_err();
+    assert!(
+        matches!(e, PlacementError::InvalidOid { code: 0xff, .. }),
+        "{e}"
+    );
+    assert_eq!(e.der(), Der::Inval);
+}
