@@ -6,7 +6,7 @@ use daos_common::Rank;
 use crate::class::ObjClass;
 use crate::error::Result;
 use crate::oid::ObjectId;
-use crate::placer::{Placer, View, NO_TARGET};
+use crate::placer::{FaultLevel, Placer, View, NO_TARGET};
 use crate::pool_map::PoolMap;
 
 /// Where one shard lives.
@@ -42,14 +42,23 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// Number of groups with two shards in one fault domain.
+    /// Number of groups with two shards in one fault domain (node).
     pub fn domain_violations(&self) -> u32 {
+        self.violations_at(FaultLevel::Node)
+    }
+
+    /// Number of groups with two shards in one component of `level`.
+    pub fn violations_at(&self, level: FaultLevel) -> u32 {
+        let key = |s: &ShardLoc| match level {
+            FaultLevel::Node => s.domain,
+            FaultLevel::Rank => s.rank,
+        };
         let mut v = 0;
         for g in self.shards.chunks(self.grp_size as usize) {
             let mut seen: Vec<u32> = g
                 .iter()
                 .filter(|s| s.target != NO_TARGET)
-                .map(|s| s.domain)
+                .map(key)
                 .collect();
             let n = seen.len();
             seen.sort_unstable();
@@ -91,11 +100,16 @@ pub struct Placement {
 }
 
 impl Placement {
-    /// Compile `map`.
+    /// Compile `map` with node-level fault domains (DAOS default).
     pub fn new(map: &PoolMap) -> Result<Placement> {
+        Placement::with_fault_level(map, FaultLevel::Node)
+    }
+
+    /// Compile `map` with the given fault level (DAOS `rd_lvl`).
+    pub fn with_fault_level(map: &PoolMap, level: FaultLevel) -> Result<Placement> {
         Ok(Placement {
-            io: Placer::new(map, View::Io)?,
-            rebuild: Placer::new(map, View::Rebuild)?,
+            io: Placer::with_fault_level(map, View::Io, level)?,
+            rebuild: Placer::with_fault_level(map, View::Rebuild, level)?,
             buf: Vec::new(),
         })
     }

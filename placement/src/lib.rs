@@ -11,7 +11,8 @@
 //!   drain, reintegrate, integrate, revert, extend. [`codec`]: versioned bincode encoding.
 //! - [`oid`], [`class`]: 128-bit oids with type/class bits; `S`/`RP`/`EC` classes by DAOS name and code,
 //!   default class from `rd_fac`.
-//! - [`hash`]: jump consistent hash, CRC-64 re-key, oid key. [`placer`]: the compiled map and the walk.
+//! - [`hash`]: jump consistent hash, CRC-64 re-key, oid key. [`placer`]: the compiled map and the walk
+//!   (fault level node by default, or rank: DAOS `rd_lvl`).
 //!   [`layout`]: layouts, extended layouts, rebuild diffs.
 //!
 //! Design decisions:
@@ -56,7 +57,7 @@ pub use class::{ObjClass, Redun, GROUPS_X};
 pub use error::{PlacementError, Result};
 pub use layout::{rebuild_diff, ExtendedLayout, Layout, Placement, ShardLoc, ShardMove};
 pub use oid::{ObjType, ObjectId};
-pub use placer::{Placer, View, NO_TARGET};
+pub use placer::{FaultLevel, Placer, View, NO_TARGET};
 pub use pool_map::{
     uniform_domains, Change, CompKind, Component, DomainSpec, PoolMap, RankSpec, Sel, Topology,
 };

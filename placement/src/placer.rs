@@ -47,6 +47,17 @@ impl View {
     }
 }
 
+/// The level whose components the shards of one group must not share (DAOS container property
+/// `rd_lvl`): nodes by default, or ranks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum FaultLevel {
+    /// Nodes (the fault domains of the pool map).
+    #[default]
+    Node,
+    /// Ranks (engines): for pools with fewer nodes than a group has shards.
+    Rank,
+}
+
 /// Sentinel target for a shard no target could take (DAOS `-1`).
 pub const NO_TARGET: u32 = u32::MAX;
 
@@ -101,8 +112,13 @@ pub struct Placer {
 }
 
 impl Placer {
-    /// Compile `map` for `view`.
+    /// Compile `map` for `view`, with node-level fault domains.
     pub fn new(map: &PoolMap, view: View) -> Result<Placer> {
+        Placer::with_fault_level(map, view, FaultLevel::Node)
+    }
+
+    /// Compile `map` for `view` with the given fault level.
+    pub fn with_fault_level(map: &PoolMap, view: View, level: FaultLevel) -> Result<Placer> {
         let nl = map.levels.len();
         let t = nl - 1;
         // Original children lists and activity, bottom-up.
@@ -172,7 +188,10 @@ impl Placer {
                     .push(next.orig.len() as u32 - cur.child_start[ci]);
             }
         }
-        let fault_level = map.node_level();
+        let fault_level = match level {
+            FaultLevel::Node => map.node_level(),
+            FaultLevel::Rank => map.rank_level(),
+        };
         let nt = levels[t].orig.len();
         let mut tgt_fdom = Vec::with_capacity(nt);
         for ct in 0..nt {

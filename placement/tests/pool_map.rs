@@ -211,3 +211,24 @@ fn bad_oid_class_bits_are_errors() {
     );
     assert_eq!(e.der(), Der::Inval);
 }
+
+#[test]
+fn rank_fault_level_for_small_pools() {
+    // One node × 3 ranks: node-level placement only spreads groups over ranks softly (object-wide
+    // used bits are reset once every rank holds a shard), rank-level keeps each group on distinct ranks.
+    let m = PoolMap::build(&Topology::uniform(1, 3, 4)).unwrap();
+    let class: ObjClass = "RP_2G3".parse().unwrap();
+    let mut node = Placement::new(&m).unwrap();
+    let mut rank = Placement::with_fault_level(&m, FaultLevel::Rank).unwrap();
+    let (mut node_viol, mut rank_viol) = (0, 0);
+    for i in 0..300 {
+        let oid = ObjectId::generate(0, i, ObjType::Array, class, 12);
+        let ln = node.layout(oid).unwrap();
+        let lr = rank.layout(oid).unwrap();
+        assert_eq!(ln.domain_violations(), 3, "one node: every group shares it");
+        node_viol += ln.violations_at(FaultLevel::Rank);
+        rank_viol += lr.violations_at(FaultLevel::Rank);
+    }
+    assert_eq!(rank_viol, 0);
+    assert!(node_viol > 0);
+}
