@@ -41,11 +41,9 @@ pub fn encode_index(index: &Index) -> Vec<u8> {
     bincode::encode_to_vec(index, bincode::config::standard()).expect("encode to Vec cannot fail")
 }
 
-/// Writes `ckpt.<gen>` durably (temp + fsync + rename + dir fsync).
-pub fn write_ckpt(dir: &Path, gen: u64, next_lsn: u64, body: &[u8]) -> Result<()> {
-    let path = ckpt_path(dir, gen);
-    let tmp = dir.join(format!("ckpt.{gen:016x}.tmp"));
-    let mut h = [0u8; CKPT_HDR];
+/// The bytes of a checkpoint: header + body.
+pub fn encode_ckpt(gen: u64, next_lsn: u64, body: &[u8]) -> Vec<u8> {
+    let mut h = vec![0u8; CKPT_HDR];
     h[0..4].copy_from_slice(&CKPT_MAGIC.to_le_bytes());
     h[4..6].copy_from_slice(&1u16.to_le_bytes());
     h[8..16].copy_from_slice(&gen.to_le_bytes());
@@ -54,10 +52,64 @@ pub fn write_ckpt(dir: &Path, gen: u64, next_lsn: u64, body: &[u8]) -> Result<()
     h[32..36].copy_from_slice(&crc32c::crc32c(body).to_le_bytes());
     let hc = crc32c::crc32c(&h[0..36]);
     h[36..40].copy_from_slice(&hc.to_le_bytes());
+    h.extend_from_slice(body);
+    h
+}
+
+/// (generation, body length) if `b` starts with a valid checkpoint header.
+pub fn peek_ckpt_header(b: &[u8]) -> Option<(u64, u64)> {
+    if b.len() < CKPT_HDR || le32(b, 0) != CKPT_MAGIC || crc32c::crc32c(&b[0..36]) != le32(b, 36) {
+        return None;
+    }
+    Some((le64(b, 8), le64(b, 24)))
+}
+
+/// Verifies and decodes checkpoint bytes; `path` names the file or device slot in errors.
+pub fn decode_ckpt(path: &Path, b: &[u8], gen: u64) -> Result<(Index, u64)> {
+    if b.len() < CKPT_HDR || le32(b, 0) != CKPT_MAGIC {
+        return Err(VosError::corrupt(
+            path,
+            "not a checkpoint (bad magic or too short)",
+        ));
+    }
+    if crc32c::crc32c(&b[0..36]) != le32(b, 36) {
+        return Err(VosError::corrupt(
+            path,
+            "checkpoint header checksum mismatch",
+        ));
+    }
+    if le64(b, 8) != gen {
+        return Err(VosError::corrupt(
+            path,
+            format!("header says generation {}", le64(b, 8)),
+        ));
+    }
+    let next_lsn = le64(b, 16);
+    let len = le64(b, 24) as usize;
+    let body = b.get(CKPT_HDR..CKPT_HDR + len).ok_or_else(|| {
+        VosError::corrupt(
+            path,
+            format!(
+                "truncated: body of {len} bytes, {} present",
+                b.len() - CKPT_HDR
+            ),
+        )
+    })?;
+    if crc32c::crc32c(body) != le32(b, 32) {
+        return Err(VosError::corrupt(path, "checkpoint body checksum mismatch"));
+    }
+    let (index, _) = bincode::decode_from_slice(body, bincode::config::standard())
+        .map_err(|e| VosError::corrupt(path, format!("undecodable index: {e}")))?;
+    Ok((index, next_lsn))
+}
+
+/// Writes `ckpt.<gen>` durably (temp + fsync + rename + dir fsync).
+pub fn write_ckpt(dir: &Path, gen: u64, next_lsn: u64, body: &[u8]) -> Result<()> {
+    let path = ckpt_path(dir, gen);
+    let tmp = dir.join(format!("ckpt.{gen:016x}.tmp"));
     let io = |e| VosError::io(&tmp, e);
     let mut f = File::create(&tmp).map_err(io)?;
-    f.write_all(&h).map_err(io)?;
-    f.write_all(body).map_err(io)?;
+    f.write_all(&encode_ckpt(gen, next_lsn, body)).map_err(io)?;
     f.sync_all().map_err(io)?;
     std::fs::rename(&tmp, &path).map_err(|e| VosError::io(&path, e))?;
     sync_dir(dir)
@@ -73,44 +125,7 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 pub fn read_ckpt(dir: &Path, gen: u64) -> Result<(Index, u64)> {
     let path = ckpt_path(dir, gen);
     let b = std::fs::read(&path).map_err(|e| VosError::io(&path, e))?;
-    if b.len() < CKPT_HDR || le32(&b, 0) != CKPT_MAGIC {
-        return Err(VosError::corrupt(
-            &path,
-            "not a checkpoint (bad magic or too short)",
-        ));
-    }
-    if crc32c::crc32c(&b[0..36]) != le32(&b, 36) {
-        return Err(VosError::corrupt(
-            &path,
-            "checkpoint header checksum mismatch",
-        ));
-    }
-    if le64(&b, 8) != gen {
-        return Err(VosError::corrupt(
-            &path,
-            format!("header says generation {}", le64(&b, 8)),
-        ));
-    }
-    let next_lsn = le64(&b, 16);
-    let len = le64(&b, 24) as usize;
-    let body = b.get(CKPT_HDR..CKPT_HDR + len).ok_or_else(|| {
-        VosError::corrupt(
-            &path,
-            format!(
-                "truncated: body of {len} bytes, file has {}",
-                b.len() - CKPT_HDR
-            ),
-        )
-    })?;
-    if crc32c::crc32c(body) != le32(&b, 32) {
-        return Err(VosError::corrupt(
-            &path,
-            "checkpoint body checksum mismatch",
-        ));
-    }
-    let (index, _) = bincode::decode_from_slice(body, bincode::config::standard())
-        .map_err(|e| VosError::corrupt(&path, format!("undecodable index: {e}")))?;
-    Ok((index, next_lsn))
+    decode_ckpt(&path, &b, gen)
 }
 
 /// Generations of every `ckpt.*` file in `dir` (ignoring temp files), ascending.

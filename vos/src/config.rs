@@ -20,7 +20,8 @@ pub enum ScmClass {
 pub enum BdevClass {
     /// A directory on a filesystem; files used with O_DIRECT through io_uring.
     File,
-    /// A kernel block device. Not built in this version (needs a region layout on one device).
+    /// A kernel block device (or fixed-size file) holding superblock, checkpoint slots, WAL
+    /// region and data region; same O_DIRECT + io_uring path.
     Kdev,
     /// SPDK NVMe. SPDK is not available on this platform.
     Nvme,
@@ -62,7 +63,8 @@ pub struct PoolConfig {
     /// Metadata budget in bytes (reported by space query).
     pub scm_size: u64,
     pub bdev_class: BdevClass,
-    /// Directory holding `pool.hdr`, `data`, `wal.*`, `ckpt.*` (class file).
+    /// Directory holding `pool.hdr`, `data`, `wal.*`, `ckpt.*` (class file), or the block
+    /// device (class kdev).
     pub bdev_path: PathBuf,
     /// Data-file size in bytes, fixed at create.
     pub data_size: u64,
@@ -83,7 +85,7 @@ impl PoolConfig {
     pub fn wal_dir(&self) -> &std::path::Path {
         match self.scm_class {
             ScmClass::Dcpm => &self.scm_path,
-            ScmClass::Ram => &self.bdev_path,
+            ScmClass::Ram => &self.bdev_path, // unused for kdev (WAL region on the device)
         }
     }
 
@@ -126,13 +128,7 @@ impl PoolConfig {
         }
         match self.bdev_class {
             BdevClass::File => {}
-            BdevClass::Kdev => {
-                return Err(VosError::Unsupported {
-                    class: "kdev",
-                    reason: "raw block devices are not supported yet (no on-device region layout); use class file"
-                        .into(),
-                })
-            }
+            BdevClass::Kdev => {}
             BdevClass::Nvme => {
                 return Err(VosError::Unsupported {
                     class: "nvme",

@@ -16,6 +16,7 @@ use std::time::Instant;
 use crate::ckpt;
 use crate::config::ScmClass;
 use crate::error::{Result, VosError};
+use crate::layout::Layout;
 use crate::pool::{Pending, Shared};
 use crate::uring::{open_direct, AlignedBuf, IoOp, Ring};
 
@@ -26,7 +27,13 @@ pub static DSYNC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool:
 /// Where the WAL lives: an O_DIRECT file on the bdev tier (scm class `ram`), or a
 /// libpmem-mapped file on the scm tier (class `dcpm`, feature `pmem`).
 pub enum WalDev {
-    File(File),
+    /// `limit` bytes of `file` starting at `base` (a whole file: base 0, no limit; a kdev:
+    /// the WAL region).
+    File {
+        file: Arc<File>,
+        base: u64,
+        limit: u64,
+    },
     #[cfg(feature = "pmem")]
     Pmem(parking_lot::Mutex<pmem_sys::PmemFile>),
 }
@@ -39,7 +46,14 @@ impl WalDev {
             ScmClass::Ram => {
                 let f = open_direct(path, true).map_err(|e| VosError::io(path, e))?;
                 let len = f.metadata().map_err(|e| VosError::io(path, e))?.len();
-                Ok((WalDev::File(f), len))
+                Ok((
+                    WalDev::File {
+                        file: Arc::new(f),
+                        base: 0,
+                        limit: u64::MAX,
+                    },
+                    len,
+                ))
             }
             #[cfg(feature = "pmem")]
             ScmClass::Dcpm => {
@@ -63,15 +77,15 @@ impl WalDev {
     pub fn zero_range(&self, from: u64, to: u64, path: &Path) -> Result<()> {
         let zeros = AlignedBuf::zeroed((to - from) as usize);
         match self {
-            WalDev::File(f) => {
+            WalDev::File { file, base, .. } => {
                 let mut ring = Ring::new(4);
                 let mut ops = [
                     IoOp::Write {
-                        file: f,
+                        file,
                         buf: zeros.as_slice(),
-                        off: from,
+                        off: base + from,
                     },
-                    IoOp::Fdatasync { file: f },
+                    IoOp::Fdatasync { file },
                 ];
                 for r in ring.run(&mut ops) {
                     r.map_err(|e| VosError::io(path, e))?;
@@ -95,19 +109,26 @@ impl WalDev {
         path: &Path,
     ) -> Result<()> {
         match self {
-            WalDev::File(file) => {
+            WalDev::File { file, base, limit } => {
+                if pos + buf.len() as u64 > *limit {
+                    return Err(VosError::NoSpace {
+                        tier: "kdev WAL region",
+                        need: pos + buf.len() as u64,
+                        free: *limit,
+                    });
+                }
                 let res = if DSYNC.load(std::sync::atomic::Ordering::Relaxed) {
                     ring.run(&mut [IoOp::WriteDsync {
                         file,
                         buf: buf.as_slice(),
-                        off: pos,
+                        off: base + pos,
                     }])
                 } else {
                     ring.run(&mut [
                         IoOp::Write {
                             file,
                             buf: buf.as_slice(),
-                            off: pos,
+                            off: base + pos,
                         },
                         IoOp::Fdatasync { file },
                     ])
@@ -320,7 +341,7 @@ fn write(
             .map(|(off, b)| IoOp::Write {
                 file: &sh.data,
                 buf: b.as_slice(),
-                off: *off,
+                off: sh.data_base + *off,
             })
             .collect();
         ops.push(IoOp::Fdatasync { file: &sh.data });
@@ -328,7 +349,15 @@ fn write(
             r.map_err(|e| VosError::io(&sh.data_path, e))?;
         }
     }
-    if let (Some((start, end)), WalDev::File(file)) = (zero, file) {
+    if let (
+        Some((start, end)),
+        WalDev::File {
+            file,
+            limit: u64::MAX,
+            ..
+        },
+    ) = (zero, file)
+    {
         // Pre-zero the next WAL region; batches placed in it wait until this completes, so a
         // zero write can never land on top of a batch. Zeroing jobs complete in order.
         {
@@ -378,26 +407,30 @@ fn write(
 /// Writes `ckpt.<gen+1>` (covering every record so far), switches to `wal.<gen+1>`, removes
 /// the previous generation. Runs with no other batch in flight (`ckpt_busy`).
 fn checkpoint(sh: &Shared, body: &[u8], next_lsn: u64) -> Result<()> {
-    let dir = sh.dir.clone();
     let gen = sh.st.lock().wal.gen;
     let new_gen = gen + 1;
     let t0 = Instant::now();
-    ckpt::write_ckpt(&dir, new_gen, next_lsn, body)?;
-    let path = ckpt::wal_path(&sh.wal_dir, new_gen);
-    let (wal, wal_len) = WalDev::open(sh.scm_class, &path, sh.pmem_wal_len)?;
-    ckpt::sync_dir(&sh.wal_dir)?;
-    let old_wal = {
+    sh.layout.write_ckpt(new_gen, next_lsn, body)?;
+    let (wal, path, wal_len) = open_wal(
+        &sh.layout,
+        sh.scm_class,
+        &sh.wal_dir,
+        new_gen,
+        sh.pmem_wal_len,
+    )?;
+    if !matches!(&sh.layout, Layout::Dev(_)) || sh.scm_class == ScmClass::Dcpm {
+        ckpt::sync_dir(&sh.wal_dir)?;
+    }
+    {
         let mut st = sh.st.lock();
-        let old = std::mem::replace(&mut st.wal.path, path);
+        st.wal.path = path;
         st.wal.file = Arc::new(wal);
         st.wal.gen = new_gen;
         st.wal.pos = 0;
         st.wal.alloc = wal_len;
         st.wal.zeroed_to = wal_len;
-        old
-    };
-    let _ = std::fs::remove_file(ckpt::ckpt_path(&dir, gen));
-    let _ = std::fs::remove_file(old_wal);
+    }
+    sh.layout.retire(&sh.wal_dir, new_gen);
     tracing::info!(
         gen = new_gen,
         bytes = body.len(),
@@ -405,4 +438,31 @@ fn checkpoint(sh: &Shared, body: &[u8], next_lsn: u64) -> Result<()> {
         "checkpoint written"
     );
     Ok(())
+}
+
+/// Opens the WAL of generation `gen`: a pmem file on the scm path (dcpm), the kdev WAL region,
+/// or `wal.<gen>` in the pool directory. Returns it, its label and its pre-zeroed length.
+pub fn open_wal(
+    layout: &Layout,
+    class: ScmClass,
+    wal_dir: &Path,
+    gen: u64,
+    pmem_len: u64,
+) -> Result<(WalDev, PathBuf, u64)> {
+    match (layout, class) {
+        (Layout::Dev(d), ScmClass::Ram) => Ok((
+            WalDev::File {
+                file: d.file.clone(),
+                base: d.sb.wal_off,
+                limit: d.sb.wal_len,
+            },
+            PathBuf::from(format!("{}#wal", d.path.display())),
+            d.sb.wal_len,
+        )),
+        _ => {
+            let path = ckpt::wal_path(wal_dir, gen);
+            let (w, len) = WalDev::open(class, &path, pmem_len)?;
+            Ok((w, path, len))
+        }
+    }
 }

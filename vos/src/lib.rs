@@ -14,7 +14,8 @@
 //! - [`akey`] and [`index`]: the sans-IO metadata index (pure in-memory structs); every mutation is
 //!   an [`index::IndexOp`], which is also the WAL record body, so replay runs exactly what ran.
 //! - [`alloc`]: data-file extent allocator (VEA role), rebuilt from the index at open.
-//! - [`wal`]: WAL batch format and replay; [`ckpt`]: checkpoint and pool-header files.
+//! - [`wal`]: WAL batch format and replay; [`ckpt`]: checkpoint and pool-header files;
+//!   [`layout`]: where pieces live on the bdev tier (directory for `file`, regions for `kdev`).
 //! - [`pool`]: [`VosPool`], the durable store API; `flusher`: the group-commit WAL writer
 //!   threads (two batches in flight, acknowledged in LSN order); reader threads serve data-file reads.
 //! - [`uring`]: the crate's only `unsafe`: 4 KiB-aligned buffers and batched io_uring I/O.
@@ -48,6 +49,7 @@ mod flusher;
 /// Process-wide switch: WAL batches written with write + fdatasync (default) or `RWF_DSYNC`.
 pub use flusher::DSYNC as WAL_DSYNC;
 pub mod index;
+pub mod layout;
 pub mod pool;
 pub mod types;
 #[allow(unsafe_code)]

@@ -15,15 +15,16 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::akey::{DiskCopy, Payload};
 use crate::alloc::Allocator;
-use crate::ckpt::{self, PoolHeader};
+use crate::ckpt::PoolHeader;
 use crate::completion::{pair, Completer, Completion};
 use crate::config::PoolConfig;
 use crate::config::ScmClass;
 use crate::error::{Result, VosError};
-use crate::flusher::{self, WalDev, WalState};
+use crate::flusher::{self, WalState};
 use crate::index::{Index, IndexOp, OpIod, OpValue};
+use crate::layout::Layout;
 use crate::types::*;
-use crate::uring::{align_up, open_direct, AlignedBuf, IoOp, Ring};
+use crate::uring::{align_up, AlignedBuf, IoOp, Ring};
 use crate::wal::BatchBuilder;
 
 /// What the last open found and how long it took.
@@ -72,7 +73,10 @@ struct ReadJob {
 pub(crate) struct Shared {
     pub(crate) dir: PathBuf,
     pub(crate) data_path: PathBuf,
-    pub(crate) data: File,
+    pub(crate) data: Arc<File>,
+    /// Offset of the data region in `data` (0 for a data file, > 0 on a kdev).
+    pub(crate) data_base: u64,
+    pub(crate) layout: Layout,
     pub(crate) st: Mutex<State>,
     /// Flusher threads wait here for work.
     pub(crate) flush_cv: Condvar,
@@ -108,37 +112,13 @@ fn failed<T>(e: VosError) -> Completion<Result<T>> {
 }
 
 impl VosPool {
-    /// Formats a new pool in `cfg.bdev_path` (created if missing) and opens it.
+    /// Formats a new pool (class `file`: in directory `cfg.bdev_path`, created if missing;
+    /// class `kdev`: on the device at `cfg.bdev_path`) and opens it.
     pub fn create(cfg: &PoolConfig) -> Result<VosPool> {
         cfg.validate()?;
-        let dir = &cfg.bdev_path;
-        std::fs::create_dir_all(dir).map_err(|e| VosError::io(dir, e))?;
         std::fs::create_dir_all(&cfg.scm_path).map_err(|e| VosError::io(&cfg.scm_path, e))?;
-        let hdr_path = dir.join("pool.hdr");
-        if hdr_path.exists() {
-            return Err(VosError::Pool {
-                path: dir.clone(),
-                reason: "a pool already exists here".into(),
-            });
-        }
-        let data_path = dir.join("data");
-        let f = File::create(&data_path).map_err(|e| VosError::io(&data_path, e))?;
-        f.set_len(cfg.data_size / 4096 * 4096)
-            .map_err(|e| VosError::io(&data_path, e))?;
-        f.sync_all().map_err(|e| VosError::io(&data_path, e))?;
-        drop(f);
-        if cfg.preallocate_data {
-            preallocate(&data_path, cfg.data_size / 4096 * 4096)?;
-        }
-        ckpt::write_ckpt(dir, 1, 1, &ckpt::encode_index(&Index::default()))?;
-        let hdr = PoolHeader {
-            data_size: cfg.data_size / 4096 * 4096,
-            scm_size: cfg.scm_size,
-            inline_threshold: cfg.inline_threshold as u64,
-        };
-        ckpt::write_pool_header(&hdr_path, &hdr)?;
-        ckpt::sync_dir(dir)?;
-        tracing::info!(dir = %dir.display(), data_size = hdr.data_size, "vos pool created");
+        Layout::create(cfg)?;
+        tracing::info!(path = %cfg.bdev_path.display(), "vos pool created");
         VosPool::open(cfg)
     }
 
@@ -147,64 +127,34 @@ impl VosPool {
     pub fn open(cfg: &PoolConfig) -> Result<VosPool> {
         cfg.validate()?;
         let t0 = Instant::now();
-        let dir = cfg.bdev_path.clone();
-        let hdr_path = dir.join("pool.hdr");
-        if !hdr_path.exists() {
-            return Err(VosError::Pool {
-                path: dir,
-                reason: "no pool here (pool.hdr missing); create it first".into(),
-            });
-        }
-        let hdr = ckpt::read_pool_header(&hdr_path)?;
-        let lock_path = dir.join("pool.lock");
-        let lock = File::create(&lock_path).map_err(|e| VosError::io(&lock_path, e))?;
-        if lock.try_lock().is_err() {
-            return Err(VosError::Pool {
-                path: dir,
-                reason: "pool is already open (pool.lock is held)".into(),
-            });
-        }
-        let gens = ckpt::list_gens(&dir, "ckpt.")?;
-        let Some(&gen) = gens.last() else {
-            return Err(VosError::corrupt(
-                dir.join("ckpt.*"),
-                "no checkpoint file in the pool directory",
-            ));
-        };
-        let (mut index, lsn0) = ckpt::read_ckpt(&dir, gen)?;
-        let ckpt_bytes = std::fs::metadata(ckpt::ckpt_path(&dir, gen))
-            .map(|m| m.len())
-            .unwrap_or(0);
+        let (layout, hdr, lock) = Layout::open(cfg)?;
+        let dir = layout.path().to_path_buf();
+        let (gen, mut index, lsn0, ckpt_bytes) = layout.load_ckpt()?;
         let wal_dir = cfg.wal_dir().to_path_buf();
-        std::fs::create_dir_all(&wal_dir).map_err(|e| VosError::io(&wal_dir, e))?;
-        let wal_path = ckpt::wal_path(&wal_dir, gen);
-        let wal_data = match std::fs::read(&wal_path) {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(VosError::io(&wal_path, e)),
-        };
-        let info = crate::wal::scan(&wal_path, &wal_data, gen, lsn0, |op| {
+        if cfg.scm_class == ScmClass::Dcpm || cfg.bdev_class != crate::config::BdevClass::Kdev {
+            std::fs::create_dir_all(&wal_dir).map_err(|e| VosError::io(&wal_dir, e))?;
+        }
+        let (wal_label, wal_data) =
+            layout.read_wal(&wal_dir, gen, cfg.scm_class == ScmClass::Dcpm)?;
+        let info = crate::wal::scan(&wal_label, &wal_data, gen, lsn0, |op| {
             index.apply(op);
         })?;
-        let (wal, wal_len) = WalDev::open(cfg.scm_class, &wal_path, cfg.pmem_wal_len())?;
+        let (wal, wal_path, wal_len) =
+            flusher::open_wal(&layout, cfg.scm_class, &wal_dir, gen, cfg.pmem_wal_len())?;
         // Zero whatever follows the valid log so a later replay can never see stale batches.
-        if wal_data.len() as u64 > info.end {
-            wal.zero_range(info.end, wal_data.len() as u64, &wal_path)?;
+        let nonzero_end = wal_data
+            .iter()
+            .rposition(|b| *b != 0)
+            .map(|i| i as u64 + 1)
+            .unwrap_or(0);
+        if nonzero_end > info.end {
+            wal.zero_range(info.end, crate::uring::align_up(nonzero_end), &wal_path)?;
         }
         drop(wal_data);
-        for g in gens.iter().filter(|g| **g < gen) {
-            let _ = std::fs::remove_file(ckpt::ckpt_path(&dir, *g));
-        }
-        for g in ckpt::list_gens(&wal_dir, "wal.")?
-            .into_iter()
-            .filter(|g| *g < gen)
-        {
-            let _ = std::fs::remove_file(ckpt::wal_path(&wal_dir, g));
-        }
+        layout.retire(&wal_dir, gen);
         let alloc = Allocator::new(hdr.data_size, index.allocations());
         let meta_est = index.meta_bytes();
-        let data_path = dir.join("data");
-        let data = open_direct(&data_path, false).map_err(|e| VosError::io(&data_path, e))?;
+        let (data, data_path, data_base) = layout.data()?;
         let recovery = RecoveryStats {
             ckpt_gen: gen,
             ckpt_bytes,
@@ -250,8 +200,10 @@ impl VosPool {
                 ScmClass::Dcpm => cfg
                     .wal_checkpoint_bytes
                     .min(cfg.pmem_wal_len() - (64 << 20)),
-                ScmClass::Ram => cfg.wal_checkpoint_bytes,
+                ScmClass::Ram => layout.wal_ckpt_bytes(cfg.wal_checkpoint_bytes),
             },
+            layout,
+            data_base,
             wal_dir,
             scm_class: cfg.scm_class,
             pmem_wal_len: cfg.pmem_wal_len(),
@@ -762,31 +714,6 @@ impl Drop for VosPool {
     }
 }
 
-/// Writes zeros over the whole data file so later O_DIRECT writes are overwrites: no block
-/// allocation, so their fdatasync needs no journal commit.
-fn preallocate(path: &Path, size: u64) -> Result<()> {
-    let f = open_direct(path, false).map_err(|e| VosError::io(path, e))?;
-    let chunk = AlignedBuf::zeroed(8 << 20);
-    let mut ring = Ring::new(16);
-    let mut off = 0u64;
-    while off < size {
-        let mut ops = Vec::new();
-        while off < size && ops.len() < 8 {
-            let n = (chunk.len() as u64).min(size - off) as usize;
-            ops.push(IoOp::Write {
-                file: &f,
-                buf: &chunk.as_slice()[..n],
-                off,
-            });
-            off += n as u64;
-        }
-        for r in ring.run(&mut ops) {
-            r.map_err(|e| VosError::io(path, e))?;
-        }
-    }
-    f.sync_all().map_err(|e| VosError::io(path, e))
-}
-
 fn copy_out(out: &mut [Fetched], c: &DiskCopy, src: &[u8]) {
     let dst: &mut [u8] = match &mut out[c.iod] {
         Fetched::Single(Some(v)) => v,
@@ -833,7 +760,7 @@ fn reader(sh: Arc<Shared>) {
             .map(|(b, e)| IoOp::Read {
                 file: &sh.data,
                 buf: b.as_mut_slice(),
-                off: e.0,
+                off: sh.data_base + e.0,
             })
             .collect();
         let res = ring.run(&mut ops);

@@ -105,6 +105,11 @@ fn parse_header(b: &[u8]) -> Option<Header> {
     })
 }
 
+/// The generation of a valid batch header at the start of `b`, if any.
+pub fn header_gen(b: &[u8]) -> Option<u64> {
+    parse_header(b).map(|h| h.gen)
+}
+
 /// What replay found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ScanInfo {
