@@ -99,6 +99,8 @@ pub(crate) struct CtxInner {
     siblings: OnceLock<Vec<String>>,
     wake: Notify,
     sleeping: AtomicBool,
+    /// Set by every send/RMA: the progress loop restarts its spin window (a reply is coming).
+    kicked: AtomicBool,
     shutdown: AtomicBool,
     owner: OnceLock<Weak<Owner>>,
 }
@@ -229,6 +231,7 @@ impl Context {
             siblings: OnceLock::new(),
             wake: Notify::new(),
             sleeping: AtomicBool::new(false),
+            kicked: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
             owner: OnceLock::new(),
         });
@@ -439,6 +442,7 @@ impl CtxInner {
     }
 
     fn kick(&self) {
+        self.kicked.store(true, Ordering::Release);
         if self.sleeping.load(Ordering::SeqCst) {
             self.wake.notify_one();
         }
@@ -944,6 +948,7 @@ async fn progress_loop(inner: Arc<CtxInner>) {
         }
     });
     let spin = inner.cfg.spin;
+    let burst = inner.cfg.spin_burst;
     let mut last = Instant::now();
     // After a timed-out sleep that found nothing, go straight back to sleep (no spin) so an idle
     // context costs a wake-up per timeout, not a spin window per wake-up.
@@ -952,6 +957,12 @@ async fn progress_loop(inner: Arc<CtxInner>) {
     while !inner.shutdown.load(Ordering::Relaxed) {
         let n = inner.progress_once();
         let now = Instant::now();
+        if inner.kicked.swap(false, Ordering::AcqRel) {
+            // Something was just sent: its completion or reply is coming, spin for it.
+            last = now;
+            idle = false;
+            backoff = POLL_BACKOFF_MIN;
+        }
         if n > 0 {
             last = now;
             idle = false;
@@ -960,8 +971,22 @@ async fn progress_loop(inner: Arc<CtxInner>) {
             continue;
         }
         if !idle && now.duration_since(last) < spin {
-            // Nothing yet: let other tasks run, and give the core away briefly (sched_yield) so a
-            // peer process pinned to the same core (two servers on one core in fabric.sh) runs.
+            // Tight burst: poll the CQ without going through the scheduler (a tokio yield costs an
+            // epoll_wait(0) syscall). No task of this runtime can become ready meanwhile except
+            // through a completion, which ends the burst at once.
+            let burst_end = now + burst;
+            let mut got = 0;
+            while got == 0 && !burst.is_zero() && Instant::now() < burst_end {
+                std::hint::spin_loop();
+                got = inner.progress_once();
+            }
+            if got > 0 {
+                last = Instant::now();
+                tokio::task::yield_now().await;
+                continue;
+            }
+            // Still nothing: let timers and other tasks run, and give the core away briefly
+            // (sched_yield) so a peer process pinned to the same core can run.
             std::thread::yield_now();
             tokio::task::yield_now().await;
             continue;
