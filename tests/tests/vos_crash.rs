@@ -6,28 +6,45 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tests::ChildGuard;
-use vos::{Anchor, EpochRange, FetchIod, Fetched, Oid, PoolConfig, VosPool};
+use vos::{Anchor, EpochRange, FetchIod, Fetched, Oid, VosPool};
 
 #[path = "../src/bin/vos_crash_child.rs"]
 #[allow(dead_code)]
 mod child;
 
-const ROUNDS: u64 = 50;
-
 #[test]
 fn acknowledged_updates_survive_sigkill() {
+    crash_rounds(false, 50);
+}
+
+#[test]
+fn acknowledged_updates_survive_sigkill_on_kdev() {
+    crash_rounds(true, 25);
+}
+
+fn crash_rounds(kdev: bool, max_rounds: u64) {
     let dir = tempfile::tempdir_in("/var/tmp").unwrap();
     let bin = env!("CARGO_BIN_EXE_vos_crash_child");
-    let mut cfg = PoolConfig::new(dir.path().join("scm"), dir.path().join("bdev"));
-    cfg.data_size = 256 << 20;
+    let cfg = child::config(dir.path(), kdev);
+    if kdev {
+        std::fs::File::create(&cfg.bdev_path)
+            .unwrap()
+            .set_len(256 << 20)
+            .unwrap();
+    }
     let cont = daos_common::ids::Uuid::from_u128(42);
+    {
+        let p = VosPool::create(&cfg).unwrap();
+        p.cont_create(cont).wait().unwrap();
+        p.close().unwrap();
+    }
     let started = Instant::now();
     let mut acked_total = 0u64;
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15 ^ std::process::id() as u64;
     let mut rounds = 0;
     let mut all_acked = Vec::new();
     let (mut max_gen, mut torn_rounds) = (0u64, 0u32);
-    for round in 0..ROUNDS {
+    for round in 0..max_rounds {
         if started.elapsed() > Duration::from_secs(90) {
             break; // bounded total time on a slow machine; at least the rounds so far are checked
         }
@@ -39,6 +56,9 @@ fn acknowledged_updates_survive_sigkill() {
         let log = dir.path().join(format!("child{round}.log"));
         let mut cmd = Command::new(bin);
         cmd.arg(dir.path()).arg(round.to_string());
+        if kdev {
+            cmd.arg("kdev");
+        }
         let mut child = ChildGuard::spawn("vos_crash_child", cmd, &log).unwrap();
         child
             .wait_for_line("READY", Duration::from_secs(30))
@@ -128,7 +148,7 @@ fn acknowledged_updates_survive_sigkill() {
         pool.close().unwrap();
     }
     eprintln!(
-        "vos crash test: {rounds} rounds, {acked_total} acknowledged updates verified, \
+        "vos crash test (kdev: {kdev}): {rounds} rounds, {acked_total} acknowledged updates verified, \
          {torn_rounds} reopens discarded a torn WAL tail, checkpoint generation reached {max_gen}, {:?}",
         started.elapsed()
     );

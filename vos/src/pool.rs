@@ -142,13 +142,8 @@ impl VosPool {
         let (wal, wal_path, wal_len) =
             flusher::open_wal(&layout, cfg.scm_class, &wal_dir, gen, cfg.pmem_wal_len())?;
         // Zero whatever follows the valid log so a later replay can never see stale batches.
-        let nonzero_end = wal_data
-            .iter()
-            .rposition(|b| *b != 0)
-            .map(|i| i as u64 + 1)
-            .unwrap_or(0);
-        if nonzero_end > info.end {
-            wal.zero_range(info.end, crate::uring::align_up(nonzero_end), &wal_path)?;
+        if info.dirty_end > info.end {
+            wal.zero_range(info.end, info.dirty_end, &wal_path)?;
         }
         drop(wal_data);
         layout.retire(&wal_dir, gen);

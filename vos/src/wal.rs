@@ -118,8 +118,10 @@ pub struct ScanInfo {
     pub next_lsn: u64,
     pub batches: u64,
     pub records: u64,
-    /// Bytes of a torn last batch that were discarded (0 if the log ended cleanly).
+    /// Bytes of torn (unacknowledged) batches that were discarded (0 if the log ended cleanly).
     pub torn_bytes: u64,
+    /// End of the bytes that must be zeroed before the log is appended to again.
+    pub dirty_end: u64,
 }
 
 /// Replays the log `data` (the whole file) of generation `gen`, starting at `next_lsn`, handing
@@ -158,15 +160,25 @@ pub fn scan(
                     ),
                 ));
             }
-            if data[pos..].iter().any(|b| *b != 0) {
-                let nz = data[pos..]
-                    .iter()
-                    .rposition(|b| *b != 0)
-                    .map(|i| i + 1)
-                    .unwrap_or(0);
-                info.torn_bytes = align_up(nz as u64);
-                tracing::warn!(file = %path.display(), offset = pos, "discarding torn WAL tail");
+            // Everything of this generation after `pos` is unacknowledged (at most the two
+            // batches in flight at the crash) and must be zeroed before the log is reused; older
+            // generations' bytes (a reused kdev region) are ignored by the generation check.
+            let mut dirty = pos;
+            let mut p = pos;
+            while p + HDR <= data.len() {
+                if let Some(h) = parse_header(&data[p..]) {
+                    if h.gen == gen {
+                        dirty = dirty.max(p + align_up((HDR + h.body_len) as u64) as usize);
+                    }
+                }
+                p += BLOCK;
             }
+            let dirty = dirty.min(data.len());
+            if dirty > pos {
+                info.torn_bytes = (dirty - pos) as u64;
+                tracing::warn!(file = %path.display(), offset = pos, bytes = dirty - pos, "discarding torn WAL tail");
+            }
+            info.dirty_end = dirty as u64;
             break;
         }
         let h = hdr.expect("checked");

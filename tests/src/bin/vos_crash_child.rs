@@ -17,22 +17,29 @@ pub fn value(round: u64, i: u64) -> Vec<u8> {
         .collect()
 }
 
+/// The pool configuration shared by the child and the parent: class `file` in `dir/bdev`, or
+/// class `kdev` on the fixed-size file `dir/dev.img`. Checkpoints every 256 KiB of WAL so kills
+/// land during checkpoints too.
+pub fn config(dir: &std::path::Path, kdev: bool) -> PoolConfig {
+    let mut cfg = PoolConfig::new(dir.join("scm"), dir.join("bdev"));
+    cfg.data_size = 256 << 20;
+    cfg.wal_chunk = 1 << 20;
+    cfg.wal_checkpoint_bytes = 256 << 10;
+    if kdev {
+        cfg.bdev_class = "kdev".parse().expect("class");
+        cfg.bdev_path = dir.join("dev.img");
+    }
+    cfg
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let dir = std::path::PathBuf::from(&args[1]);
     let round: u64 = args[2].parse().expect("round");
-    let mut cfg = PoolConfig::new(dir.join("scm"), dir.join("bdev"));
-    cfg.data_size = 256 << 20;
-    cfg.wal_chunk = 1 << 20;
-    cfg.wal_checkpoint_bytes = 256 << 10; // checkpoints happen during the run, and get killed too
+    let cfg = config(&dir, args.get(3).is_some_and(|a| a == "kdev"));
     let cont = daos_common::ids::Uuid::from_u128(42);
-    let pool = if cfg.bdev_path.join("pool.hdr").exists() {
-        VosPool::open(&cfg).expect("open")
-    } else {
-        let p = VosPool::create(&cfg).expect("create");
-        p.cont_create(cont).wait().expect("cont");
-        p
-    };
+    // The parent formats the pool before the first round.
+    let pool = VosPool::open(&cfg).expect("open");
     println!("READY");
     let mut inflight = std::collections::VecDeque::new();
     for i in 0.. {
