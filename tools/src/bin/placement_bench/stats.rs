@@ -56,3 +56,33 @@ pub fn violations(targets: &[u32], grp_size: usize, domain_of: &[u32]) -> u64 {
     }
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn balance_of_known_counts() {
+        let b = balance(&[10, 10, 10, 10]);
+        assert_eq!((b.max_over_mean, b.stddev_over_mean), (1.0, 0.0));
+        let b = balance(&[5, 15]);
+        assert!((b.max_over_mean - 1.5).abs() < 1e-12);
+        assert!((b.stddev_over_mean - 0.5).abs() < 1e-12);
+        assert_eq!((b.min, b.max), (5, 15));
+    }
+
+    #[test]
+    fn violations_count_groups_not_pairs() {
+        // targets 0,1 in domain 0; 2 in domain 1; 3 in domain 2.
+        let dom = [0, 0, 1, 2];
+        assert_eq!(violations(&[0, 2, 3], 3, &dom), 0);
+        assert_eq!(violations(&[0, 1, 2], 3, &dom), 1);
+        assert_eq!(violations(&[0, 1, 1, 0, 2, 3], 3, &dom), 1);
+    }
+
+    #[test]
+    fn ideal_uniform_is_near_one_for_many_shards() {
+        let b = ideal_uniform(1_000_000, 16, 1);
+        assert!(b.max_over_mean > 1.0 && b.max_over_mean < 1.02, "{b:?}");
+    }
+}
