@@ -499,7 +499,8 @@ impl PoolMap {
         Ok((next, changes))
     }
 
-    /// Selectors for every component that is NEW or UP (pending extension/reintegration).
+    /// Selectors covering every component that is NEW or UP (pending extension/reintegration): whole
+    /// domains, else whole ranks, else single targets.
     pub fn pending(&self) -> Vec<Sel> {
         let mut out = Vec::new();
         let nl = self.node_level();
@@ -515,6 +516,15 @@ impl PoolMap {
                 && !matches!(node.state, CompState::New | CompState::Up)
             {
                 out.push(Sel::Rank(c.id));
+            }
+        }
+        let tl = self.target_level();
+        for c in &self.levels[tl] {
+            let rank = &self.levels[rl][c.parent as usize];
+            let node = &self.levels[nl][rank.parent as usize];
+            let pend = |s: CompState| matches!(s, CompState::New | CompState::Up);
+            if pend(c.state) && !pend(rank.state) && !pend(node.state) {
+                out.push(Sel::Target(rank.id, c.id));
             }
         }
         out

@@ -51,7 +51,14 @@ fn exclude_then_out_then_reintegrate() {
     assert_eq!(states(&m3, 3), vec![CompState::DownOut; 4]);
     let (m4, _) = m3.reintegrate(&[Sel::Rank(3)]).unwrap();
     assert_eq!(states(&m4, 3), vec![CompState::Up; 4]);
+    assert_eq!(m4.pending(), vec![Sel::Rank(3)]);
     let (m5, _) = m4.integrate(&[Sel::Rank(3)]).unwrap();
+    assert!(m5.pending().is_empty());
+    // A single target reintegrating is pending on its own.
+    let t = m5.exclude(&[Sel::Target(2, 1)]).unwrap().0;
+    let t = t.exclude_out(&[Sel::Target(2, 1)]).unwrap().0;
+    let t = t.reintegrate(&[Sel::Target(2, 1)]).unwrap().0;
+    assert_eq!(t.pending(), vec![Sel::Target(2, 1)]);
     assert_eq!(states(&m5, 3), vec![CompState::UpIn; 4]);
     assert_eq!(m5.version(), 5);
 }
