@@ -65,6 +65,7 @@ impl Rpc for UriLookup {
 
 struct PendingRpc {
     tx: oneshot::Sender<Result<ReplyMsg, CartError>>,
+    peer: PeerId,
     rank: Rank,
     tag: Tag,
 }
@@ -522,6 +523,7 @@ impl CtxInner {
             lock(&self.pending).insert(
                 id,
                 PendingRpc {
+                    peer: st.peer,
                     tx,
                     rank: ep.rank,
                     tag: ep.tag,
@@ -628,12 +630,27 @@ impl CtxInner {
         match ev {
             Event::Recv(data) => self.on_recv(data),
             Event::SendDone(op, Err(e)) if op != 0 => {
-                if let Some(p) = lock(&self.pending).remove(&op) {
-                    let _ = p.tx.send(Err(CartError::Unreachable {
-                        rank: p.rank,
-                        tag: p.tag,
-                        reason: e.to_string(),
-                    }));
+                // The peer is unreachable: fail this RPC and every other one pending on that peer
+                // (their replies cannot come) instead of leaving them to their timeouts.
+                let mut pending = lock(&self.pending);
+                let peer = pending.get(&op).map(|p| p.peer);
+                let dead: Vec<u64> = match (peer, &e) {
+                    (Some(peer), TransportError::Unreachable { .. }) => pending
+                        .iter()
+                        .filter(|(_, p)| p.peer == peer)
+                        .map(|(id, _)| *id)
+                        .collect(),
+                    (Some(_), _) => vec![op],
+                    (None, _) => Vec::new(),
+                };
+                for id in dead {
+                    if let Some(p) = pending.remove(&id) {
+                        let _ = p.tx.send(Err(CartError::Unreachable {
+                            rank: p.rank,
+                            tag: p.tag,
+                            reason: e.to_string(),
+                        }));
+                    }
                 }
             }
             Event::SendDone(_, Err(e)) => tracing::debug!(error = %e, "reply/one-way send failed"),
