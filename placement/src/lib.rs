@@ -39,7 +39,7 @@
 //! each on a shared 2-core machine): S1 max_over_mean 1.0217 (ideal uniform draw of the same shard count
 //! 1.0229); RP_3G1 1.0127 (ideal 1.0104); EC_4P2G1 1.0108 (ideal 1.0078); 0 fault-domain violations before
 //! and after excluding a rank; exclude moved_ratio 1.00 and reintegration restores every layout;
-//! RP_3G1 best-of-5 ns_per_layout 516–683 with other builds running (351 ns in an early, less loaded run).
+//! RP_3G1 best-of-5 ns_per_layout 325 in the last run (516–683 in earlier runs while other builds ran).
 #![forbid(unsafe_code)]
 
 mod bits;
