@@ -175,6 +175,7 @@ struct Job {
     path: PathBuf,
     pos: u64,
     zero: Option<(u64, u64)>,
+    zero_later: Option<(u64, u64)>,
     ckpt: Option<CkptJob>,
 }
 
@@ -193,6 +194,7 @@ pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>) {
             path,
             pos,
             zero,
+            zero_later,
             ckpt,
         } = job;
         let nrec = batch.builder.nrec() as u64;
@@ -236,6 +238,12 @@ pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>) {
                 None => Ok(()),
                 Some(f) => Err(VosError::Failed(f.clone())),
             });
+        }
+        if let Some((start, end)) = zero_later {
+            if let Err(e) = zero_wal(&sh, &mut ring, &file, &path, gen, start, end, &zeros) {
+                sh.st.lock().failed.get_or_insert_with(|| e.to_string());
+                sh.order_cv.notify_all();
+            }
         }
         if let Some((body, next_lsn, waiters)) = ckpt {
             let r = match &failed {
@@ -285,12 +293,26 @@ fn take(sh: &Shared) -> Option<Job> {
     let pos = st.wal.pos;
     st.wal.pos += len;
     let mut zero = None;
+    let mut zero_later = None;
+    let plain = matches!(
+        &*st.wal.file,
+        WalDev::File {
+            limit: u64::MAX,
+            ..
+        }
+    );
     if pos + len > st.wal.alloc {
+        // This batch's own region is not claimed yet: zero it before writing.
         let start = st.wal.alloc;
         while pos + len > st.wal.alloc {
             st.wal.alloc += sh.wal_chunk;
         }
         zero = Some((start, st.wal.alloc));
+    } else if plain && pos + len + sh.wal_chunk / 2 > st.wal.alloc {
+        // Half a chunk left: zero the next chunk after this batch is acknowledged, so later
+        // batches normally find their region already zeroed (no 16 MiB write in their path).
+        zero_later = Some((st.wal.alloc, st.wal.alloc + sh.wal_chunk));
+        st.wal.alloc += sh.wal_chunk;
     }
     let due = st.wal.pos > sh.wal_ckpt_bytes || !st.ckpt_waiters.is_empty();
     let ckpt = (due && st.failed.is_none()).then(|| {
@@ -316,6 +338,7 @@ fn take(sh: &Shared) -> Option<Job> {
         path: st.wal.path.clone(),
         pos,
         zero,
+        zero_later,
         ckpt,
     })
 }
@@ -349,43 +372,8 @@ fn write(
             r.map_err(|e| VosError::io(&sh.data_path, e))?;
         }
     }
-    if let (
-        Some((start, end)),
-        WalDev::File {
-            file,
-            limit: u64::MAX,
-            ..
-        },
-    ) = (zero, file)
-    {
-        // Pre-zero the next WAL region; batches placed in it wait until this completes, so a
-        // zero write can never land on top of a batch. Zeroing jobs complete in order.
-        {
-            let mut st = sh.st.lock();
-            while st.wal.zeroed_to < start && st.failed.is_none() {
-                sh.order_cv.wait(&mut st);
-            }
-        }
-        let mut ops = Vec::new();
-        let mut off = start;
-        while off < end {
-            ops.push(IoOp::Write {
-                file,
-                buf: zeros.as_slice(),
-                off,
-            });
-            off += zeros.len() as u64;
-        }
-        let res: Vec<_> = ring.run(&mut ops);
-        let mut st = sh.st.lock();
-        if res.iter().all(|r| r.is_ok()) {
-            st.wal.zeroed_to = st.wal.zeroed_to.max(end);
-        }
-        sh.order_cv.notify_all();
-        drop(st);
-        for r in res {
-            r.map_err(|e| VosError::io(path, e))?;
-        }
+    if let Some((start, end)) = zero {
+        zero_wal(sh, ring, file, path, gen, start, end, zeros)?;
     }
     if batch.builder.is_empty() {
         return Ok(());
@@ -402,6 +390,59 @@ fn write(
         }
     }
     file.write_durable(ring, &buf, pos, path)
+}
+
+/// Pre-zeroes `[start, end)` of a plain WAL file; batches placed there wait until this
+/// completes, so a zero write can never land on top of a batch. Zeroing jobs complete in order.
+#[allow(clippy::too_many_arguments)]
+fn zero_wal(
+    sh: &Shared,
+    ring: &mut Ring,
+    file: &WalDev,
+    path: &Path,
+    gen: u64,
+    start: u64,
+    end: u64,
+    zeros: &AlignedBuf,
+) -> Result<()> {
+    let WalDev::File {
+        file,
+        limit: u64::MAX,
+        ..
+    } = file
+    else {
+        return Ok(());
+    };
+    {
+        let mut st = sh.st.lock();
+        while st.wal.zeroed_to < start && st.failed.is_none() && st.wal.gen == gen {
+            sh.order_cv.wait(&mut st);
+        }
+        if st.wal.gen != gen {
+            return Ok(()); // a checkpoint replaced this WAL file meanwhile
+        }
+    }
+    let mut ops = Vec::new();
+    let mut off = start;
+    while off < end {
+        ops.push(IoOp::Write {
+            file,
+            buf: zeros.as_slice(),
+            off,
+        });
+        off += zeros.len() as u64;
+    }
+    let res: Vec<_> = ring.run(&mut ops);
+    let mut st = sh.st.lock();
+    if res.iter().all(|r| r.is_ok()) && st.wal.gen == gen {
+        st.wal.zeroed_to = st.wal.zeroed_to.max(end);
+    }
+    sh.order_cv.notify_all();
+    drop(st);
+    for r in res {
+        r.map_err(|e| VosError::io(path, e))?;
+    }
+    Ok(())
 }
 
 /// Writes `ckpt.<gen+1>` (covering every record so far), switches to `wal.<gen+1>`, removes

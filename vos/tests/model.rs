@@ -495,3 +495,42 @@ fn metadata_budget_is_enforced_and_reclaimed() {
         Some(vec![8u8; 1000])
     );
 }
+
+#[test]
+fn wal_pre_zeroing_in_small_chunks_keeps_every_update() {
+    // 8 KiB WAL chunks: nearly every batch claims or pre-zeroes a chunk, racing the other flusher.
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let mut cfg = common::cfg(dir.path());
+    cfg.wal_chunk = 8192;
+    let p = VosPool::create(&cfg).unwrap();
+    let c = Uuid::from_u128(1);
+    p.cont_create(c).wait().unwrap();
+    for round in 0..4u64 {
+        let fs: Vec<_> = (0..200u64)
+            .map(|i| {
+                p.update(
+                    c,
+                    Oid::new(round, i),
+                    1,
+                    0,
+                    b"d",
+                    vec![sv("a", &vec![i as u8; 1000 + i as usize])],
+                )
+            })
+            .collect();
+        for f in fs {
+            f.wait().unwrap();
+        }
+    }
+    p.close().unwrap();
+    let p = VosPool::open(&cfg).unwrap();
+    assert_eq!(p.recovery_stats().wal_records, 801);
+    for round in 0..4u64 {
+        for i in (0..200u64).step_by(37) {
+            assert_eq!(
+                get(&p, c, Oid::new(round, i), 1, "d", "a"),
+                Some(vec![i as u8; 1000 + i as usize])
+            );
+        }
+    }
+}
