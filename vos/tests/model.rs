@@ -534,3 +534,47 @@ fn wal_pre_zeroing_in_small_chunks_keeps_every_update() {
         }
     }
 }
+
+#[test]
+fn concurrent_writers_and_readers_from_many_threads() {
+    let (_d, cfg, p) = common::new_pool();
+    let p = std::sync::Arc::new(p);
+    let c = Uuid::from_u128(1);
+    p.cont_create(c).wait().unwrap();
+    let val =
+        |t: u64, i: u64| vec![(t * 31 + i) as u8; if i.is_multiple_of(5) { 9000 } else { 40 }];
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                let mut inflight = std::collections::VecDeque::new();
+                for i in 0..150u64 {
+                    inflight.push_back((
+                        i,
+                        p.update(c, Oid::new(t, i), 1, 0, b"d", vec![sv("a", &val(t, i))]),
+                    ));
+                    if inflight.len() == 8 {
+                        let (j, f) = inflight.pop_front().unwrap();
+                        f.wait().unwrap();
+                        // Read-your-acknowledged-write from this thread while others keep writing.
+                        assert_eq!(get(&p, c, Oid::new(t, j), 1, "d", "a"), Some(val(t, j)));
+                    }
+                }
+                for (_, f) in inflight {
+                    f.wait().unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let p = std::sync::Arc::try_unwrap(p).unwrap();
+    p.close().unwrap();
+    let p = VosPool::open(&cfg).unwrap();
+    for t in 0..4u64 {
+        for i in (0..150u64).step_by(7) {
+            assert_eq!(get(&p, c, Oid::new(t, i), 1, "d", "a"), Some(val(t, i)));
+        }
+    }
+}
