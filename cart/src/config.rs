@@ -20,6 +20,9 @@ pub const DEFAULT_CREDITS: u32 = 32;
 /// 12.2, 1000 µs → 12.4. 200 µs covers back-to-back RPCs with margin and an idle context stops
 /// spinning after 0.2 ms (see the crate doc).
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(200);
+/// Fruitless spinning after which the progress loop also calls sched_yield on every poll (see
+/// `context`).
+pub const DEFAULT_SPIN_YIELD_AFTER: Duration = Duration::from_micros(5);
 /// Tight CQ-polling burst inside the spin window (see `context`). Default off: measured on this VM
 /// (shm, 8 B, 1 in flight, same minute) a 20 µs burst gave a 24–26 µs mean round trip versus
 /// 3.8–3.9 µs without, because the burst delays the task that sends the next RPC.
@@ -50,6 +53,9 @@ pub struct Config {
     pub inline_limit: Option<usize>,
     /// Pre-posted receive buffers.
     pub recv_count: Option<usize>,
+    /// `CART_SPIN_YIELD_US`: after this much fruitless spinning every poll also calls sched_yield
+    /// (`off` = never).
+    pub spin_yield_after: Option<Option<Duration>>,
     /// `CART_SPIN_BURST_US`: longest tight CQ-polling burst inside the spin window before the
     /// progress task yields to the runtime.
     pub spin_burst: Option<Duration>,
@@ -78,6 +84,8 @@ pub struct Resolved {
     pub recv_count: usize,
     /// Tight-poll burst.
     pub spin_burst: Duration,
+    /// Fruitless spinning after which each poll also calls sched_yield (None = never).
+    pub spin_yield_after: Option<Duration>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -171,6 +179,14 @@ impl Config {
                     .map(|v| parse_num("CART_RECV_COUNT", &v))
                     .transpose()?
                     .unwrap_or(DEFAULT_RECV_COUNT),
+            },
+            spin_yield_after: match self.spin_yield_after {
+                Some(y) => y,
+                None => match env("CART_SPIN_YIELD_US") {
+                    Some(v) if v.trim() == "off" => None,
+                    Some(v) => Some(Duration::from_micros(parse_num("CART_SPIN_YIELD_US", &v)?)),
+                    None => Some(DEFAULT_SPIN_YIELD_AFTER),
+                },
             },
             spin_burst: match self.spin_burst {
                 Some(b) => b,

@@ -27,6 +27,9 @@
 //!   200 → 2.67, 1000 → 2.65. Default 200 µs: full speed for back-to-back RPCs with margin for a
 //!   briefly descheduled peer; an idle context costs 0.2 % (tcp) / 2 % (shm, two contexts) of a
 //!   core (cart_server CPU time over 5 s idle).
+//! - While spinning, the loop yields to other tasks by waking itself (no `epoll_wait` per poll, as
+//!   `tokio::task::yield_now` would do) and, after 5 µs without work, calls sched_yield on each
+//!   poll so co-located servers do not starve each other (numbers in `context.rs`).
 //! - Replies are unexpected messages matched by RPC id (no expected/tagged receive per RPC).
 //! - Bodies above the inline limit travel as bulk automatically, both ways (Mercury's overflow):
 //!   the receiver pulls them with `fi_read`; a reply's owner frees it on a RELEASE message. The
