@@ -222,9 +222,8 @@ pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>) {
                 st.failed.get_or_insert_with(|| e.to_string());
             }
             if st.failed.is_none() {
-                for (off, len) in &batch.frees {
-                    st.alloc.release(*off, *len);
-                }
+                st.deferred_frees.extend(batch.frees.iter().copied());
+                st.release_ready_frees();
             }
             for (off, _) in &batch.data {
                 st.inflight.remove(off);

@@ -47,7 +47,8 @@ pub(crate) struct Pending {
     pub(crate) builder: BatchBuilder,
     pub(crate) waiters: Vec<Completer<Result<()>>>,
     pub(crate) data: Vec<(u64, Arc<AlignedBuf>)>,
-    pub(crate) frees: Vec<(u64, u64)>,
+    /// Extents this batch frees: (read sequence at free time, offset, length).
+    pub(crate) frees: Vec<(u64, u64, u64)>,
 }
 
 pub(crate) struct State {
@@ -60,11 +61,18 @@ pub(crate) struct State {
     pub(crate) ckpt_waiters: Vec<Completer<Result<()>>>,
     pub(crate) next_lsn: u64,
     pub(crate) wal: WalState,
+    /// Next read sequence number, and the reads still in flight.
+    pub(crate) read_seq: u64,
+    pub(crate) active_reads: std::collections::BTreeSet<u64>,
+    /// Durable frees waiting for reads planned before them to finish: (seq, off, len).
+    pub(crate) deferred_frees: Vec<(u64, u64, u64)>,
     /// Estimated DRAM metadata bytes (exact after aggregation/discard/destroy, estimated in between).
     pub(crate) meta_est: u64,
 }
 
 struct ReadJob {
+    /// Read sequence: extents freed after this read was planned stay allocated until it ends.
+    seq: u64,
     out: Vec<Fetched>,
     copies: Vec<DiskCopy>,
     done: Completer<Result<Vec<Fetched>>>,
@@ -174,6 +182,9 @@ impl VosPool {
                 ckpt_waiters: Vec::new(),
                 next_lsn: info.next_lsn,
                 meta_est,
+                read_seq: 0,
+                active_reads: Default::default(),
+                deferred_frees: Vec::new(),
                 wal: WalState {
                     file: Arc::new(wal),
                     path: wal_path,
@@ -276,9 +287,13 @@ impl VosPool {
         if rescan {
             st.meta_est = st.index.meta_bytes();
         }
-        st.pending
-            .frees
-            .extend(freed.iter().filter_map(|p| p.allocation()));
+        let seq = st.read_seq;
+        st.pending.frees.extend(
+            freed
+                .iter()
+                .filter_map(|p| p.allocation())
+                .map(|(o, l)| (seq, o, l)),
+        );
         let (c, f) = pair();
         st.pending.waiters.push(c);
         self.sh.flush_cv.notify_one();
@@ -487,7 +502,7 @@ impl VosPool {
         dkey: &[u8],
         iods: &[FetchIod],
     ) -> Completion<Result<Vec<Fetched>>> {
-        let st = match self.lock_ok() {
+        let mut st = match self.lock_ok() {
             Ok(s) => s,
             Err(e) => return failed(e),
         };
@@ -505,12 +520,16 @@ impl VosPool {
                 None => disk.push(c),
             }
         }
-        drop(st);
         if disk.is_empty() {
             return Completion::ready(Ok(out));
         }
+        let seq = st.read_seq;
+        st.read_seq += 1;
+        st.active_reads.insert(seq);
+        drop(st);
         let (done, f) = pair();
         self.sh.reads.lock().0.push(ReadJob {
+            seq,
             out,
             copies: disk,
             done,
@@ -797,10 +816,30 @@ fn reader(sh: Arc<Shared>) {
                     }
                 }
             }
+            {
+                let mut st = sh.st.lock();
+                st.active_reads.remove(&j.seq);
+                st.release_ready_frees();
+            }
             j.done.complete(match err {
                 Some(e) => Err(e),
                 None => Ok(j.out),
             });
+        }
+    }
+}
+
+impl State {
+    /// Returns durable frees to the allocator once no read planned before them is in flight,
+    /// so a fetch never reads an extent that was freed and reused under it.
+    pub(crate) fn release_ready_frees(&mut self) {
+        let oldest = self.active_reads.first().copied().unwrap_or(u64::MAX);
+        let (ready, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deferred_frees)
+            .into_iter()
+            .partition(|(seq, _, _)| oldest >= *seq);
+        self.deferred_frees = wait;
+        for (_, off, len) in ready {
+            self.alloc.release(off, len);
         }
     }
 }

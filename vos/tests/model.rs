@@ -578,3 +578,55 @@ fn concurrent_writers_and_readers_from_many_threads() {
         }
     }
 }
+
+#[test]
+fn fetch_in_flight_never_sees_an_extent_freed_and_reused_under_it() {
+    let (_d, _cfg, p) = common::new_pool();
+    let c = Uuid::from_u128(1);
+    p.cont_create(c).wait().unwrap();
+    let o = Oid::new(0, 1);
+    for round in 0..60u64 {
+        let e = 10 * round + 1;
+        let old = vec![round as u8; 64 * 1024];
+        p.update(c, o, e, 0, b"d", vec![sv("a", &old)])
+            .wait()
+            .unwrap();
+        p.update(c, o, e + 1, 0, b"d", vec![sv("a", &[0xee; 64 * 1024])])
+            .wait()
+            .unwrap();
+        // Plan a disk read of the old version, then free its extent and write new data that
+        // may land in the same place, all before waiting for the read.
+        let read = p.fetch(
+            c,
+            o,
+            e,
+            0,
+            b"d",
+            &[FetchIod::Single {
+                akey: b"a".to_vec(),
+            }],
+        );
+        let agg = p.aggregate(c, e + 1);
+        let reuse: Vec<_> = (0..4u64)
+            .map(|k| {
+                p.update(
+                    c,
+                    Oid::new(1, round * 4 + k),
+                    e + 2,
+                    0,
+                    b"d",
+                    vec![sv("a", &[0x55; 64 * 1024])],
+                )
+            })
+            .collect();
+        assert_eq!(
+            read.wait().unwrap(),
+            vec![Fetched::Single(Some(old))],
+            "round {round}"
+        );
+        agg.wait().unwrap();
+        for r in reuse {
+            r.wait().unwrap();
+        }
+    }
+}
