@@ -17,7 +17,8 @@
 //! - [`wal`]: WAL batch format and replay; [`ckpt`]: checkpoint and pool-header files;
 //!   [`layout`]: where pieces live on the bdev tier (directory for `file`, regions for `kdev`).
 //! - [`pool`]: [`VosPool`], the durable store API; `flusher`: the group-commit WAL writer
-//!   threads (two batches in flight, acknowledged in LSN order); reader threads serve data-file reads.
+//!   threads (two batches in flight, acknowledged in LSN order); `reader`: four threads serving
+//!   data-file reads through their own io_urings.
 //! - [`uring`]: the crate's only `unsafe`: 4 KiB-aligned buffers and batched io_uring I/O.
 //! - [`completion`]: result slots that are both `Future`s and blockable.
 //! - [`config`]: DAOS storage classes (`ram`, `dcpm`, `file`, `kdev`, `nvme`) and pool parameters.
@@ -79,6 +80,7 @@ pub use flusher::DSYNC as WAL_DSYNC;
 pub mod index;
 pub mod layout;
 pub mod pool;
+mod reader;
 pub mod types;
 #[allow(unsafe_code)]
 pub mod uring;

@@ -23,8 +23,9 @@ use crate::error::{Result, VosError};
 use crate::flusher::{self, WalState};
 use crate::index::{Index, IndexOp, OpIod, OpValue};
 use crate::layout::Layout;
+use crate::reader::{copy_out, reader, READERS};
 use crate::types::*;
-use crate::uring::{align_up, AlignedBuf, IoOp, Ring};
+use crate::uring::{align_up, AlignedBuf};
 use crate::wal::BatchBuilder;
 
 /// What the last open found and how long it took.
@@ -70,12 +71,12 @@ pub(crate) struct State {
     pub(crate) meta_est: u64,
 }
 
-struct ReadJob {
+pub(crate) struct ReadJob {
     /// Read sequence: extents freed after this read was planned stay allocated until it ends.
-    seq: u64,
-    out: Vec<Fetched>,
-    copies: Vec<DiskCopy>,
-    done: Completer<Result<Vec<Fetched>>>,
+    pub(crate) seq: u64,
+    pub(crate) out: Vec<Fetched>,
+    pub(crate) copies: Vec<DiskCopy>,
+    pub(crate) done: Completer<Result<Vec<Fetched>>>,
 }
 
 pub(crate) struct Shared {
@@ -90,8 +91,8 @@ pub(crate) struct Shared {
     pub(crate) flush_cv: Condvar,
     /// Flusher threads wait here for their turn to acknowledge, for WAL zeroing, for checkpoints.
     pub(crate) order_cv: Condvar,
-    reads: Mutex<(Vec<ReadJob>, bool)>,
-    read_cv: Condvar,
+    pub(crate) reads: Mutex<(Vec<ReadJob>, bool)>,
+    pub(crate) read_cv: Condvar,
     hdr: PoolHeader,
     /// Exclusive advisory lock on `pool.lock`, held while open.
     _lock: File,
@@ -725,107 +726,6 @@ impl VosPool {
 impl Drop for VosPool {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-fn copy_out(out: &mut [Fetched], c: &DiskCopy, src: &[u8]) {
-    let dst: &mut [u8] = match &mut out[c.iod] {
-        Fetched::Single(Some(v)) => v,
-        Fetched::Array { data, .. } => data,
-        Fetched::Single(None) => return,
-    };
-    dst[c.dst_off..c.dst_off + c.n].copy_from_slice(&src[c.src_off..c.src_off + c.n]);
-}
-
-/// Reader threads per pool and jobs each takes per wake-up.
-const READERS: usize = 4;
-const READ_BATCH: usize = 4;
-
-/// A reader thread: batches queued fetch reads into one io_uring submission.
-fn reader(sh: Arc<Shared>) {
-    let mut ring = Ring::new(64);
-    loop {
-        let jobs = {
-            let mut q = sh.reads.lock();
-            while q.0.is_empty() && !q.1 {
-                sh.read_cv.wait(&mut q);
-            }
-            if q.0.is_empty() {
-                return;
-            }
-            // Take a few jobs, not all: several reader threads then keep reads in flight while
-            // one of them is still copying and checksumming a finished batch.
-            let n = q.0.len().min(READ_BATCH);
-            q.0.drain(..n).collect::<Vec<_>>()
-        };
-        let mut exts: Vec<(u64, u32, u32)> = jobs
-            .iter()
-            .flat_map(|j| j.copies.iter().map(|c| (c.ext_off, c.ext_len, c.crc)))
-            .collect();
-        exts.sort_unstable();
-        exts.dedup();
-        let mut bufs: Vec<AlignedBuf> = exts
-            .iter()
-            .map(|e| AlignedBuf::zeroed(e.1 as usize))
-            .collect();
-        let mut ops: Vec<IoOp<'_>> = bufs
-            .iter_mut()
-            .zip(&exts)
-            .map(|(b, e)| IoOp::Read {
-                file: &sh.data,
-                buf: b.as_mut_slice(),
-                off: sh.data_base + e.0,
-            })
-            .collect();
-        let res = ring.run(&mut ops);
-        drop(ops);
-        let status: Vec<Result<()>> = res
-            .into_iter()
-            .zip(&exts)
-            .zip(&bufs)
-            .map(|((r, e), b)| match r {
-                Err(err) => Err(VosError::io(&sh.data_path, err)),
-                Ok(_) if crc32c::crc32c(&b.as_slice()[..e.1 as usize]) != e.2 => {
-                    Err(VosError::Checksum {
-                        path: sh.data_path.clone(),
-                        offset: e.0,
-                        len: e.1,
-                    })
-                }
-                Ok(_) => Ok(()),
-            })
-            .collect();
-        for mut j in jobs {
-            let mut err = None;
-            for c in &j.copies {
-                let i = exts
-                    .binary_search(&(c.ext_off, c.ext_len, c.crc))
-                    .expect("extent listed");
-                match &status[i] {
-                    Ok(()) => copy_out(&mut j.out, c, bufs[i].as_slice()),
-                    Err(e) => {
-                        err = Some(match e {
-                            VosError::Checksum { path, offset, len } => VosError::Checksum {
-                                path: path.clone(),
-                                offset: *offset,
-                                len: *len,
-                            },
-                            other => VosError::Failed(other.to_string()),
-                        });
-                        break;
-                    }
-                }
-            }
-            {
-                let mut st = sh.st.lock();
-                st.active_reads.remove(&j.seq);
-                st.release_ready_frees();
-            }
-            j.done.complete(match err {
-                Some(e) => Err(e),
-                None => Ok(j.out),
-            });
-        }
     }
 }
 
