@@ -218,15 +218,23 @@ impl Index {
                 }
                 _ => {}
             }
+            if let crate::types::IodValue::Single(b) = &iod.value {
+                if b.len() as u64 > u32::MAX as u64 {
+                    return Err(VosError::Invalid(format!(
+                        "single value of {} bytes is too large",
+                        b.len()
+                    )));
+                }
+            }
             if let crate::types::IodValue::Array { rsize, extents } = &iod.value {
                 if *rsize == 0 {
                     return Err(VosError::Invalid("array record size 0".into()));
                 }
                 for (r, b) in extents {
-                    if r.nr == 0 || b.len() as u64 != r.nr * *rsize as u64 {
+                    let need = check_recx(r, *rsize)?;
+                    if b.len() as u64 != need {
                         return Err(VosError::Invalid(format!(
-                            "extent {r:?} needs {} bytes, got {}",
-                            r.nr * *rsize as u64,
+                            "extent {r:?} needs {need} bytes, got {}",
                             b.len()
                         )));
                     }
@@ -426,7 +434,18 @@ impl Index {
                         }
                         _ => {}
                     }
-                    let total: u64 = recxs.iter().map(|r| r.nr * *rsize as u64).sum();
+                    if *rsize == 0 {
+                        return Err(VosError::Invalid("array record size 0".into()));
+                    }
+                    let mut total = 0u64;
+                    for r in recxs {
+                        total = total.saturating_add(check_recx(r, *rsize)?);
+                    }
+                    if total > MAX_FETCH_BYTES {
+                        return Err(VosError::Invalid(format!(
+                            "fetch of {total} bytes exceeds the {MAX_FETCH_BYTES}-byte limit per request"
+                        )));
+                    }
                     let mut data = vec![0u8; total as usize];
                     let mut holes = Vec::new();
                     let mut base = 0usize;
@@ -651,6 +670,23 @@ impl Index {
     pub fn akey_count(&self) -> usize {
         self.conts.values().map(|c| c.akeys.len()).sum()
     }
+}
+
+/// Largest array fetch buffered in one request.
+pub const MAX_FETCH_BYTES: u64 = 1 << 30;
+
+/// Validates an extent (non-empty, no index overflow) and returns its byte length.
+fn check_recx(r: &Recx, rsize: u32) -> Result<u64> {
+    if r.nr == 0 {
+        return Err(VosError::Invalid(format!("extent {r:?} has no records")));
+    }
+    r.idx
+        .checked_add(r.nr)
+        .and_then(|_| r.nr.checked_mul(rsize as u64))
+        .filter(|n| *n <= u32::MAX as u64)
+        .ok_or_else(|| {
+            VosError::Invalid(format!("extent {r:?} of {rsize}-byte records is too large"))
+        })
 }
 
 fn u128_from(p: &[u8]) -> u128 {

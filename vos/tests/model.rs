@@ -630,3 +630,55 @@ fn fetch_in_flight_never_sees_an_extent_freed_and_reused_under_it() {
         }
     }
 }
+
+#[test]
+fn absurd_extents_are_invalid_not_a_crash() {
+    let (_d, _cfg, p) = common::new_pool();
+    let c = Uuid::from_u128(1);
+    p.cont_create(c).wait().unwrap();
+    let o = Oid::new(0, 1);
+    let upd = |r: Recx, n: usize| {
+        p.update(
+            c,
+            o,
+            1,
+            0,
+            b"d",
+            vec![UpdateIod {
+                akey: b"a".to_vec(),
+                value: IodValue::Array {
+                    rsize: 8,
+                    extents: vec![(r, vec![0; n])],
+                },
+            }],
+        )
+        .wait()
+    };
+    assert_eq!(
+        upd(Recx::new(u64::MAX, 2), 16).unwrap_err().der(),
+        Der::Inval
+    );
+    assert_eq!(upd(Recx::new(0, 0), 0).unwrap_err().der(), Der::Inval);
+    assert_eq!(upd(Recx::new(0, 2), 15).unwrap_err().der(), Der::Inval);
+    let fetch = |r: Recx| {
+        p.fetch(
+            c,
+            o,
+            1,
+            0,
+            b"d",
+            &[FetchIod::Array {
+                akey: b"a".to_vec(),
+                rsize: 8,
+                recxs: vec![r],
+            }],
+        )
+        .wait()
+    };
+    assert_eq!(fetch(Recx::new(0, 1 << 40)).unwrap_err().der(), Der::Inval);
+    assert_eq!(
+        fetch(Recx::new(u64::MAX - 1, 5)).unwrap_err().der(),
+        Der::Inval
+    );
+    assert!(fetch(Recx::new(0, 4)).is_ok());
+}
