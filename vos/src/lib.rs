@@ -36,6 +36,8 @@
 //!   4 KiB QD16 8.8k/8.0k ops/s with 1 flusher vs 16.0k/14.7k with 2; 64 B QD64 50k/32k vs
 //!   58k/73k. 3-8 flushers gave no consistent further gain.
 //! - WAL write + fdatasync, not `RWF_DSYNC`: measured 3x slower here (virtio disk without FUA).
+//!   Writes and reads go through io_uring; fdatasync is a direct syscall on the flusher thread
+//!   (io_uring punts fsync to a kernel worker: 1.5-2.5x slower on the loaded 2 cores).
 //! - Values above `inline_threshold` (4 KiB, DAOS's `data_thresh`) are first written to the data
 //!   file (reserve → write → fdatasync → publish in the WAL record), so a replayed record never
 //!   points at unwritten data; freed extents return to the allocator only after the record that

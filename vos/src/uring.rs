@@ -143,12 +143,6 @@ impl Ring {
     /// everything before it has completed). Returns one result per op: bytes transferred, or 0
     /// for fdatasync. A short transfer is reported as an `UnexpectedEof`/`WriteZero` error.
     pub fn run(&mut self, ops: &mut [IoOp<'_>]) -> Vec<io::Result<usize>> {
-        if let [IoOp::Write { file, buf, off }, IoOp::Fdatasync { file: sync }] = &ops[..] {
-            if self.ring.is_some() {
-                // The WAL's common case: one write then fdatasync, linked in one submission.
-                return self.write_then_sync(file, buf, *off, sync);
-            }
-        }
         let mut results: Vec<io::Result<usize>> = Vec::with_capacity(ops.len());
         let mut start = 0;
         while start < ops.len() {
@@ -171,94 +165,12 @@ impl Ring {
         results
     }
 
-    /// One write linked (`IOSQE_IO_LINK`) to an fdatasync: the kernel starts the sync when the
-    /// write completes, saving a submit/complete round trip.
-    fn write_then_sync(
-        &mut self,
-        file: &File,
-        buf: &[u8],
-        off: u64,
-        sync: &File,
-    ) -> Vec<io::Result<usize>> {
-        let ring = self.ring.as_mut().expect("checked by caller");
-        let w = opcode::Write::new(types::Fd(file.as_raw_fd()), buf.as_ptr(), buf.len() as u32)
-            .offset(off)
-            .build()
-            .flags(io_uring::squeue::Flags::IO_LINK)
-            .user_data(0);
-        let f = opcode::Fsync::new(types::Fd(sync.as_raw_fd()))
-            .flags(types::FsyncFlags::DATASYNC)
-            .build()
-            .user_data(1);
-        let mut results: [Option<io::Result<usize>>; 2] = [None, None];
-        // SAFETY: `buf` and both fds are borrowed for this whole call and we return only after
-        // both completions are reaped below, so the kernel never touches them afterwards.
-        let pushed = unsafe { ring.submission().push_multiple(&[w, f]) };
-        if pushed.is_err() {
-            let e = || Err(io::Error::other("io_uring submission queue full"));
-            return vec![e(), e()];
-        }
-        let mut reaped = 0;
-        while reaped < 2 {
-            match ring.submit_and_wait(2 - reaped) {
-                Ok(_) => {}
-                Err(e)
-                    if e.kind() == io::ErrorKind::Interrupted
-                        || e.raw_os_error() == Some(libc::EBUSY) => {}
-                Err(e) => {
-                    // Entries already in the kernel still complete; keep reaping them.
-                    tracing::warn!(error = %e, "io_uring_enter failed while waiting");
-                }
-            }
-            for cqe in ring.completion() {
-                let i = cqe.user_data() as usize;
-                let r = cqe.result();
-                let want = if i == 0 { buf.len() } else { 0 };
-                results[i] = Some(if r < 0 {
-                    Err(io::Error::from_raw_os_error(-r))
-                } else if (r as usize) < want {
-                    Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("short write {r} of {want}"),
-                    ))
-                } else {
-                    Ok(r as usize)
-                });
-                reaped += 1;
-            }
-        }
-        results
-            .into_iter()
-            .map(|r| r.expect("both reaped"))
-            .collect()
-    }
-
+    /// fdatasync as a direct syscall from the calling (flusher) thread. io_uring always punts
+    /// fsync to an io-wq kernel worker; with the 2 cores busy, that extra thread hop cost 1.5-2.5x
+    /// in update throughput here (3 of 3 back-to-back pairs, see README), so only reads and
+    /// writes go through the ring.
     fn fdatasync(&mut self, file: &File) -> io::Result<()> {
-        let Some(ring) = self.ring.as_mut() else {
-            return file.sync_data();
-        };
-        let entry = opcode::Fsync::new(types::Fd(file.as_raw_fd()))
-            .flags(types::FsyncFlags::DATASYNC)
-            .build()
-            .user_data(0);
-        // SAFETY: the entry references no memory, only an fd that stays open (borrowed) until we
-        // have reaped its completion below.
-        unsafe { ring.submission().push(&entry) }.map_err(|_| io::Error::other("sq full"))?;
-        loop {
-            match ring.submit_and_wait(1) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-            if let Some(cqe) = ring.completion().next() {
-                let r = cqe.result();
-                return if r < 0 {
-                    Err(io::Error::from_raw_os_error(-r))
-                } else {
-                    Ok(())
-                };
-            }
-        }
+        file.sync_data()
     }
 
     fn run_group(&mut self, ops: &mut [IoOp<'_>]) -> Vec<io::Result<usize>> {
