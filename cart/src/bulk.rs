@@ -35,6 +35,36 @@ pub struct BulkHandle {
 }
 
 impl BulkHandle {
+    /// A handle for bytes `[off, off + len)` of this one (e.g. to give a peer an aligned window).
+    pub fn sub(&self, off: u64, len: u64) -> Result<BulkHandle, CartError> {
+        let total = self.len();
+        if off.checked_add(len).is_none_or(|e| e > total) {
+            return Err(CartError::Inval(format!(
+                "sub-handle {off}+{len} outside a bulk of {total} bytes"
+            )));
+        }
+        let (mut skip, mut left) = (off, len);
+        let mut segs = Vec::new();
+        for s in &self.segs {
+            if left == 0 {
+                break;
+            }
+            if skip >= s.len {
+                skip -= s.len;
+                continue;
+            }
+            let n = (s.len - skip).min(left);
+            segs.push(RemoteMem {
+                base: s.base + skip,
+                len: n,
+                ..s.clone()
+            });
+            left -= n;
+            skip = 0;
+        }
+        Ok(BulkHandle { segs })
+    }
+
     /// Total length.
     pub fn len(&self) -> u64 {
         self.segs.iter().map(|s| s.len).sum()
@@ -207,6 +237,25 @@ impl CtxInner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sub_handles_cut_across_segments() {
+        let seg = |base, len| RemoteMem {
+            owner: vec![1],
+            base,
+            len,
+            key: 7,
+            access: Access::ReadOnly,
+        };
+        let h = BulkHandle {
+            segs: vec![seg(100, 10), seg(0, 20)],
+        };
+        let s = h.sub(5, 10).unwrap();
+        assert_eq!(s.segs, vec![seg(105, 5), seg(0, 5)]);
+        assert_eq!(h.sub(10, 20).unwrap().segs, vec![seg(0, 20)]);
+        assert!(h.sub(25, 6).is_err());
+        assert!(h.sub(0, 0).unwrap().is_empty());
+    }
 
     #[test]
     fn pieces_cross_segment_boundaries() {

@@ -127,6 +127,8 @@ pub struct Start {
     pub inflight: u32,
     /// Per-RPC timeout, ms (0 = default).
     pub timeout_ms: u64,
+    /// `-a`: client bulk buffers start at an address ending with this byte.
+    pub align: Option<u8>,
 }
 impl Rpc for Start {
     const OPCODE: u32 = opcode(BASE, VERSION, 3);
@@ -346,6 +348,11 @@ async fn start(rc: RpcCtx, req: Start) -> Result<(), RpcError> {
         .collect();
     let timeout = (req.timeout_ms > 0).then(|| Duration::from_millis(req.timeout_ms));
     tokio::spawn(async move {
+        let opts = RunOpts {
+            timeout,
+            align: req.align,
+            progress: None,
+        };
         let r = run(
             &ctx,
             &eps,
@@ -353,8 +360,7 @@ async fn start(rc: RpcCtx, req: Start) -> Result<(), RpcError> {
             req.reply,
             req.reps,
             req.inflight,
-            timeout,
-            None,
+            opts,
         )
         .await;
         *lock(master()) = MasterState::Done(r.map_err(|e| e.to_string()));
@@ -406,10 +412,40 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-/// Runs `reps` test RPCs, at most `inflight` at a time, round-robin over `endpoints` (or in the
-/// order given by `order`, e.g. shuffled for `-q`). Endpoints whose session cannot be opened get
-/// all their RPCs recorded as failures with that error.
-#[allow(clippy::too_many_arguments)]
+/// Options of [`run`].
+#[derive(Clone, Default)]
+pub struct RunOpts {
+    /// Per-RPC timeout (None = the context's).
+    pub timeout: Option<Duration>,
+    /// `-a`: client bulk buffers start at an address whose low byte is this.
+    pub align: Option<u8>,
+    /// Called with the number of completed RPCs.
+    pub progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+}
+
+/// Registers a client buffer of `size` bytes whose first byte sits at an address ending with
+/// `align` (DAOS `-a`), returning the bulk (kept alive) and the handle of that window.
+fn client_buf(
+    ctx: &Context,
+    data: Vec<u8>,
+    size: usize,
+    access: Access,
+    align: Option<u8>,
+) -> Result<(BulkHandle, Bulk), CartError> {
+    let Some(a) = align else {
+        let b = ctx.bulk_create(vec![DmaBuf::from_vec(data)], access)?;
+        return Ok((b.handle(), b));
+    };
+    let buf = DmaBuf::zeroed(size + 256);
+    let off = (usize::from(a).wrapping_sub(buf.as_ptr() as usize)) & 0xff;
+    buf.write_at(off, &data).map_err(CartError::Inval)?;
+    let b = ctx.bulk_create(vec![buf], access)?;
+    Ok((b.handle().sub(off as u64, size as u64)?, b))
+}
+
+/// Runs `reps` test RPCs, at most `inflight` at a time, round-robin over `endpoints` (shuffle the
+/// list beforehand for `-q`). Endpoints whose session cannot be opened get all their RPCs recorded
+/// as failures with that error.
 pub async fn run(
     ctx: &Context,
     endpoints: &[Endpoint],
@@ -417,9 +453,13 @@ pub async fn run(
     reply: MsgSpec,
     reps: u32,
     inflight: u32,
-    timeout: Option<Duration>,
-    progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+    opts: RunOpts,
 ) -> Result<RunResult, CartError> {
+    let RunOpts {
+        timeout,
+        align,
+        progress,
+    } = opts;
     if endpoints.is_empty() {
         return Err(CartError::Inval(
             "self-test needs at least one endpoint".into(),
@@ -449,18 +489,16 @@ pub async fn run(
     let mut slots: Vec<Slot> = Vec::new();
     for i in 0..inflight {
         let (sh, sb) = if send.ty == MsgType::BulkGet {
-            let b = ctx.bulk_create(
-                vec![DmaBuf::from_vec(pattern(send.size as usize, i as u8))],
-                Access::ReadOnly,
-            )?;
-            (Some(b.handle()), Some(b))
+            let n = send.size as usize;
+            let (h, b) = client_buf(ctx, pattern(n, i as u8), n, Access::ReadOnly, align)?;
+            (Some(h), Some(b))
         } else {
             (None, None)
         };
         let (rh, rb) = if reply.ty == MsgType::BulkPut {
-            let b =
-                ctx.bulk_create(vec![DmaBuf::zeroed(reply.size as usize)], Access::ReadWrite)?;
-            (Some(b.handle()), Some(b))
+            let n = reply.size as usize;
+            let (h, b) = client_buf(ctx, vec![0; n], n, Access::ReadWrite, align)?;
+            (Some(h), Some(b))
         } else {
             (None, None)
         };

@@ -283,6 +283,21 @@ async fn suite(make: &dyn Fn(u32) -> Context) {
         .unwrap();
     let whole: Vec<u8> = a.iter().chain(b.iter()).copied().collect();
     assert_eq!(got, whole[100..100 + len]);
+    // A window of the handle (as `-a` alignment uses) addresses the right bytes, across segments.
+    let sub = bulk.handle().sub(50, 9000).unwrap();
+    let got = c
+        .send(
+            &ep,
+            &BulkReq {
+                handle: sub,
+                op_put: false,
+                len: 100,
+                remote_off: 8900,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(got, whole[8950..9050]);
     // PUT into a read-only handle is refused with a clear error.
     let e = c
         .send(

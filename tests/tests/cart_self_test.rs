@@ -112,6 +112,15 @@ fn text_report_master_mode_and_dead_endpoint() {
     assert!(out.contains("Master Endpoint 1:0"), "{out}");
     assert!(out.contains("RPC Throughput (RPCs/sec)"), "{out}");
     assert!(out.contains("RPC Failures: 0"), "{out}");
+    // -a: client bulk buffers at addresses ending with 17, bulk both ways.
+    let (out, err, ok) = self_test(
+        dir.path(),
+        &["-e", "0-1:0", "-s", "b4096 b4096", "-r", "20", "-a", "17"],
+    );
+    assert!(ok, "self_test -a failed: {err}");
+    assert!(out.contains("Buffer addresses end with:  17"), "{out}");
+    assert!(out.contains("(4096-BULK_GET 4096-BULK_PUT)"), "{out}");
+    assert!(out.contains("RPC Failures: 0"), "{out}");
     // Rank 9 is not in the group: reported as failed, the run still completes.
     let (out, err, ok) = self_test(
         dir.path(),

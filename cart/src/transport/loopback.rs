@@ -170,7 +170,8 @@ impl Transport for LoopbackTransport {
                 .ok_or_else(|| {
                     TransportError::BadAccess(format!("no region with key {}", remote.key))
                 })?;
-            let roff = usize::try_from(remote_off)
+            // `base` is 0 for a whole region and the window start for a sub-handle.
+            let roff = usize::try_from(remote.base + remote_off)
                 .map_err(|_| TransportError::BadAccess("remote offset".into()))?;
             let r = match dir {
                 RmaDir::Get => local.buf.copy_from(local_off, &region.buf, roff, len),

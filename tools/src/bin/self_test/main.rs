@@ -110,6 +110,11 @@ async fn run(args: &SelfTestArgs, plan: &Plan) -> Result<(), String> {
         if plan.masters.is_empty() {
             let pbc = pb.clone();
             let cb: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |n| pbc.set_position(n));
+            let opts = selftest::RunOpts {
+                timeout,
+                align: args.align,
+                progress: Some(cb),
+            };
             let r = selftest::run(
                 &ctx,
                 &eps,
@@ -117,8 +122,7 @@ async fn run(args: &SelfTestArgs, plan: &Plan) -> Result<(), String> {
                 conv(sizes.reply),
                 reps,
                 p.max_inflight,
-                timeout,
-                Some(cb),
+                opts,
             )
             .await
             .map_err(|e| e.to_string())?;
@@ -140,6 +144,7 @@ async fn run(args: &SelfTestArgs, plan: &Plan) -> Result<(), String> {
                     reps,
                     inflight: p.max_inflight,
                     timeout_ms: timeout.map_or(0, |t| t.as_millis() as u64),
+                    align: args.align,
                 };
                 let r = match selftest::run_remote(&ctx, &mep, start, Duration::from_secs(1)).await
                 {
