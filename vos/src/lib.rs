@@ -44,8 +44,8 @@
 //!   frees them is durable. Inline is faster even at 8 KiB (40.6k vs 19.0k ops/s, QD16: the data
 //!   path costs a second fdatasync) but inline bytes live in DRAM, in every checkpoint and in
 //!   recovery time, so the threshold stays at 4 KiB.
-//! - Recovery = newest checkpoint + WAL replay: 1 M objects (64 B values) in 0.98 s from the WAL
-//!   alone, 0.37 s from a checkpoint (vos_perf --recovery).
+//! - Recovery = newest checkpoint + WAL replay: 1 M objects (64 B values) in 0.90-1.11 s from
+//!   the WAL alone, 0.37-0.70 s from a checkpoint (vos_perf --recovery, several runs).
 //! - See README.md in this crate for the on-disk format.
 //!
 //! Example (blocking style; an engine loop would `.await` the same [`Completion`]s and keep many
