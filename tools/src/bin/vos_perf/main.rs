@@ -238,6 +238,7 @@ fn recovery(args: &Args, n: u64) -> Result<serde_json::Value, String> {
     }
     pool.close().map_err(|e| e.to_string())?;
     let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(args.scm.join("vos_perf_scm"));
     Ok(json!({
         "objects": n,
         "recovery_s": secs,
@@ -402,6 +403,7 @@ fn run() -> Result<(), String> {
     let pool = Arc::try_unwrap(pool).map_err(|_| "pool still shared".to_string())?;
     pool.close().map_err(|e| e.to_string())?;
     let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(args.scm.join("vos_perf_scm"));
     let out = json!({
         "config": {"objects": args.objects, "dkeys": args.dkeys, "akeys": args.akeys, "size": size,
                    "type": args.kind, "queue_depth": args.queue_depth, "scm": args.scm, "bdev": args.bdev,
