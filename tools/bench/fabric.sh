@@ -126,6 +126,8 @@ fi_name() {
     esac
 }
 
+for p in "${PROVIDERS[@]}"; do canon_provider "$p" >/dev/null; done # refuse bad names before building
+
 for tool in fi_pingpong taskset python3 timeout; do
     command -v "$tool" >/dev/null || die "'$tool' not found (apt-get install libfabric-bin util-linux python3 coreutils)"
 done
