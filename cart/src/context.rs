@@ -1045,7 +1045,12 @@ async fn progress_loop(inner: Arc<CtxInner>) {
             // tcp 29.8k / 29.9k; after 5 µs: shm 117k / 78k, tcp 37.7k / 24.7k; after 20 µs:
             // shm 22.5k / 2.9k; never: shm 42k / 3.3k, tcp 27.5k / 2.2k (co-located servers
             // starve each other; yielding at once hands the core to any CPU hog on a busy VM).
-            if yield_after.is_some_and(|a| now.duration_since(last) >= a) {
+            // A context waiting for its own replies or transfers keeps the core (a yield there
+            // hands it to any runnable process for a whole time slice: ms-long outliers under
+            // load); one that is only lingering after activity lets co-located servers run.
+            if yield_after.is_some_and(|a| now.duration_since(last) >= a)
+                && !inner.has_outstanding(now)
+            {
                 std::thread::yield_now();
             }
             SpinYield(false).await;
