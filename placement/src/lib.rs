@@ -29,17 +29,23 @@
 //! - Full parents are propagated eagerly (per-parent full/used counters) and a parent whose children are
 //!   mostly used is scanned instead of probed: an SX object (512 shards on 512 targets) went from ~270 µs
 //!   to ~110 µs per layout; RP_3G1 layouts do not take that path.
-//! - The known cost of greedy per-shard collision handling: when a group's earlier shard moves onto new
-//!   capacity, a later shard it used to block may take the freed domain. Measured extension movement
-//!   (16 -> 18 domains, 10 M objects): S1 1.0005 × minimum, RP_3G1 1.106 ×, EC_4P2G1 1.29 ×. A shared
-//!   per-group re-key chain was tried and was worse (2 M objects: RP_3G1 1.148 ×, EC_4P2G1 1.65 ×), so it was
-//!   dropped.
+//! - Extensions are applied per generation (root children grouped by the map version that added them):
+//!   the walk runs over the first generation, then each shard jumps with its own extension key over the
+//!   children up to each later generation and moves into it iff the jump lands there (k/(N+k) per shard,
+//!   independent of its group), so no cascade inside a group. The greedy walk over all domains at once
+//!   moved (16 -> 18 domains, 10 M objects) RP_3G1 1.106 × and EC_4P2G1 1.29 × the minimum, because a
+//!   shard that moved freed a domain its group's later shard then took; per generation: S1 0.998 ×,
+//!   RP_3G1 0.995 ×, EC_4P2G1 0.964 × (below 1: a group's third mover into two new domains stays, so the
+//!   new targets end ~4% under the mean, EC max_over_mean after 1.0160 vs ideal 1.0105). A shared
+//!   per-group re-key chain was also tried and was worse (2 M objects: RP_3G1 1.148 ×, EC_4P2G1 1.65 ×).
+//!   Domains added to racks that exist, and ranks added to domains that exist, still go through the
+//!   walk (jump over the grown child count).
 //!
 //! Measurements (`placement_bench`, release, 16 domains × 4 ranks × 8 targets, 10 M objects, one run
 //! each on a shared 2-core machine): S1 max_over_mean 1.0217 (ideal uniform draw of the same shard count
 //! 1.0229); RP_3G1 1.0127 (ideal 1.0104); EC_4P2G1 1.0108 (ideal 1.0078); 0 fault-domain violations before
 //! and after excluding a rank; exclude moved_ratio 1.00 and reintegration restores every layout;
-//! RP_3G1 best-of-5 ns_per_layout 325 in the last run (516–683 in earlier runs while other builds ran).
+//! RP_3G1 best-of-5 ns_per_layout 345 in the last run (325–683 in earlier runs, load from other builds).
 #![forbid(unsafe_code)]
 
 mod bits;

@@ -7,6 +7,15 @@
 //! children are reset when all of them are used, so shards spread as widely as possible. When a parent
 //! has no eligible child at all it is marked blocked and the walk restarts from the root with a new key.
 //!
+//! Pool extensions are applied generation by generation. The root's children (fault domains, or racks)
+//! are grouped by the map version that added them; the walk above runs over the first generation only,
+//! then for each later generation every shard jumps with its own extension key over the children up to
+//! that generation and moves (walking down inside the landed child) iff the jump lands in the new ones.
+//! Jump's property makes that a k/(N+k) chance per shard, independent of the other shards of its group,
+//! so a group does not cascade: a shard that stays keeps its exact target. A shard whose landed child
+//! is already used by its group tries other children of the same generation, else stays. A map that was
+//! never extended has one generation and its layouts are unchanged by this step.
+//!
 //! Shards are placed first over all active components regardless of failures; shards that landed on a
 //! failed target are then re-placed in fseq order with a second key under the same rules, so every other
 //! shard stays where it was and fallbacks spread over the whole pool.
@@ -67,6 +76,10 @@ const MAX_TRIES: u32 = 24;
 const MAX_RESTARTS: u32 = 100_000;
 /// Salt of the second (failure remap) key.
 const REMAP_SALT: u64 = 0x7265_6d61_7073_6861;
+/// Salt of the per-shard extension key (the jump that decides whether a shard moves to a later generation).
+const GEN_SALT: u64 = 0x6765_6e65_7261_7469;
+/// Attempts to find a free domain of a generation for a shard whose jump landed on a blocked one.
+const GEN_TRIES: u32 = 8;
 
 /// One compiled level: components in walk order (children of a parent contiguous).
 #[derive(Debug, Clone, Default)]
@@ -98,6 +111,11 @@ pub struct Placer {
     /// Compiled fault-domain index of each compiled target.
     tgt_fdom: Vec<u32>,
     fault_domains_avail: u32,
+    /// Generations of the root's children (grouped by the map version that added them, oldest first,
+    /// contiguous in compiled order): `gen_end[i]` = children of generations `0..=i`.
+    gen_end: Vec<u32>,
+    /// Root children the current walk hashes over (the first generation, or all of them for remaps).
+    root_n: u32,
     // scratch
     used: Vec<Bits>,
     full: Vec<Bits>,
@@ -166,6 +184,22 @@ impl Placer {
         if !active[0][0] {
             return Err(PlacementError::NoTargets(map.version));
         }
+        // The root's children in generation order (stable: a map without extensions keeps map order).
+        children[0][0].sort_by_key(|&k| map.levels[1][k as usize].in_ver);
+        let mut gen_end: Vec<u32> = Vec::new();
+        let mut last_ver = None;
+        for &k in &children[0][0] {
+            if active[1][k as usize] {
+                let v = map.levels[1][k as usize].in_ver;
+                if last_ver != Some(v) {
+                    gen_end.push(gen_end.last().copied().unwrap_or(0));
+                    last_ver = Some(v);
+                }
+                if let Some(e) = gen_end.last_mut() {
+                    *e += 1;
+                }
+            }
+        }
         // Compile breadth-first so that each parent's active children are contiguous.
         let mut levels: Vec<Level> = vec![Level::default(); nl];
         levels[0].orig.push(0);
@@ -225,6 +259,8 @@ impl Placer {
             tgt_fseq,
             tgt_fdom,
             fault_domains_avail,
+            root_n: gen_end[0],
+            gen_end,
             used,
             full,
             full_cnt,
@@ -333,14 +369,26 @@ impl Placer {
     }
 
     /// Walk from the root for one shard; returns a compiled target or `NO_TARGET`.
-    fn walk(&mut self, mut key: u64, remap: bool) -> u32 {
+    fn walk(&mut self, key: u64, remap: bool) -> u32 {
+        self.walk_under(key, remap, 0, 0)
+    }
+
+    /// Walk for one shard from component `p0` of level `l0` down to a target. From the root (`l0` = 0)
+    /// an exhausted pool resets the group/used bits and retries; below it, an exhausted `p0` gives
+    /// `NO_TARGET`.
+    fn walk_under(&mut self, mut key: u64, remap: bool, l0: usize, p0: u32) -> u32 {
         let t = self.levels.len() - 1;
         let fl = self.fault_level;
         'restart: for restart in 0..MAX_RESTARTS {
-            let mut p = 0u32;
-            for l in 1..=t {
+            let mut p = p0;
+            for l in l0 + 1..=t {
                 let up = &self.levels[l - 1];
-                let (start, n) = (up.child_start[p as usize], up.child_cnt[p as usize]);
+                let start = up.child_start[p as usize];
+                let n = if l == 1 {
+                    self.root_n
+                } else {
+                    up.child_cnt[p as usize]
+                };
                 let up_full = self.full_cnt[l - 1][p as usize];
                 let lvl = &self.levels[l];
                 let (full, grp, used) = (&self.full[l], &self.grp[l], &self.used[l]);
@@ -371,6 +419,9 @@ impl Placer {
                         let n_ok = (start..start + n).filter(|&c| ok(c)).count() as u32;
                         if n_ok == 0 {
                             let grp_blocked = l <= fl && (start..start + n).any(|c| grp.get(c));
+                            if l == l0 + 1 && l0 > 0 {
+                                return NO_TARGET;
+                            }
                             if l == 1 {
                                 if remap && !self.levels[0].avail[0] {
                                     return NO_TARGET;
@@ -428,6 +479,8 @@ impl Placer {
         self.failed.clear();
         let key = oid_key(hi, lo);
         let tl = self.levels.len() - 1;
+        // The first generation hashes over its own domains only.
+        self.root_n = self.gen_end[0];
         for g in 0..grp_nr {
             self.clear_grp();
             for s in 0..grp_size {
@@ -435,11 +488,17 @@ impl Placer {
                 let ct = self.walk(subkey(key, idx as u64 + 1), false);
                 if ct != NO_TARGET {
                     self.mark(ct);
-                    if !self.levels[tl].avail[ct as usize] {
-                        self.failed.push((self.tgt_fseq[ct as usize], idx));
-                    }
                 }
                 out.push((ct, false));
+            }
+        }
+        self.root_n = *self.gen_end.last().unwrap_or(&0);
+        if self.gen_end.len() > 1 {
+            self.extend_generations(key, grp_size, out);
+        }
+        for (idx, &(ct, _)) in out.iter().enumerate() {
+            if ct != NO_TARGET && !self.levels[tl].avail[ct as usize] {
+                self.failed.push((self.tgt_fseq[ct as usize], idx as u32));
             }
         }
         if self.failed.is_empty() {
@@ -466,6 +525,60 @@ impl Placer {
             out[idx as usize] = (ct, true);
         }
         self.failed = failed;
+    }
+
+    /// Apply each later generation of root children (pool extensions) to the first generation's layout
+    /// in `out`: a shard moves iff the jump of its own extension key over the domains up to that
+    /// generation lands in the generation's domains (jump's property: growing the bucket count moves a
+    /// key only into the new buckets), so each shard moves with probability k/(N+k) independently of the
+    /// rest of its group. A shard whose domain is already taken by its group (or full) tries other domains
+    /// of the same generation, else stays. Leaves the scratch marking exactly the final positions.
+    fn extend_generations(&mut self, key: u64, grp_size: u32, out: &mut [(u32, bool)]) {
+        let fl = self.fault_level;
+        let start = self.levels[0].child_start[0];
+        for (gi, shards) in out.chunks_mut(grp_size.max(1) as usize).enumerate() {
+            self.clear_grp();
+            for &(ct, _) in shards.iter() {
+                if ct != NO_TARGET {
+                    self.grp[fl].set(self.tgt_fdom[ct as usize]);
+                }
+            }
+            for (s, slot) in shards.iter_mut().enumerate() {
+                let idx = gi as u64 * grp_size as u64 + s as u64;
+                let gkey = subkey(subkey(key, idx + 1), GEN_SALT);
+                for gen in 1..self.gen_end.len() {
+                    let (lo, hi) = (self.gen_end[gen - 1], self.gen_end[gen]);
+                    let j = jump(gkey, hi);
+                    if j < lo {
+                        continue;
+                    }
+                    let mut c = start + j;
+                    let mut k = gkey;
+                    for attempt in 0..GEN_TRIES {
+                        if attempt > 0 {
+                            k = rekey(k, attempt as u64);
+                            c = start + lo + jump(k, hi - lo);
+                        }
+                        if self.full[1].get(c) || (fl == 1 && self.grp[1].get(c)) {
+                            continue;
+                        }
+                        let ct = self.walk_under(k, false, 1, c);
+                        if ct != NO_TARGET {
+                            self.mark(ct);
+                            *slot = (ct, false);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        // Re-mark the final positions only, for the failure remap that follows.
+        self.clear_scratch();
+        for &(ct, _) in out.iter() {
+            if ct != NO_TARGET {
+                self.mark(ct);
+            }
+        }
     }
 
     /// Pool-wide id of every compiled target, so callers can index per-target arrays.

@@ -60,6 +60,24 @@ fn golden_rp_3g1_ranks_1_23_excluded() {
     assert_eq!(got, GOLDEN_RP_3G1_EXCL);
 }
 
+fn extended() -> PoolMap {
+    let (m, _) = healthy().extend(&uniform_domains(16, 64, 2, 4, 8)).unwrap();
+    m.integrate(&m.pending()).unwrap().0
+}
+
+#[test]
+fn golden_extended_16_plus_2() {
+    // Pool extended by two domains: each shard either kept its healthy target or moved to the new
+    // domains (targets >= 512). Pinned since the generation-wise extension placement.
+    let got = (
+        layouts(&extended(), "RP_3G1"),
+        layouts(&extended(), "EC_4P2G1"),
+    );
+    println!("{got:?}");
+    assert_eq!(got.0, GOLDEN_RP_3G1_EXT);
+    assert_eq!(got.1, GOLDEN_EC_4P2G1_EXT);
+}
+
 #[test]
 fn golden_oid_key() {
     assert_eq!(hash::oid_key(0x0b09_0001_0000_1000, 0), GOLDEN_KEY);
@@ -90,6 +108,22 @@ const GOLDEN_RP_3G1_EXCL: [[u32; 3]; 6] = [
     [224, 368, 467],
     [362, 418, 409],
     [300, 492, 119],
+];
+const GOLDEN_RP_3G1_EXT: [[u32; 3]; 6] = [
+    [186, 87, 128],
+    [233, 178, 213],
+    [483, 409, 338],
+    [224, 368, 537],
+    [362, 418, 8],
+    [300, 492, 119],
+];
+const GOLDEN_EC_4P2G1_EXT: [[u32; 6]; 6] = [
+    [7, 111, 250, 271, 145, 480],
+    [421, 476, 52, 345, 22, 133],
+    [498, 95, 426, 39, 245, 109],
+    [390, 104, 461, 30, 138, 556],
+    [234, 381, 84, 566, 209, 406],
+    [242, 431, 317, 81, 524, 467],
 ];
 const GOLDEN_KEY: u64 = 9879830096282463964;
 const GOLDEN_JUMP: u32 = 47;

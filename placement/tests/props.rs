@@ -103,9 +103,9 @@ proptest! {
 
     #[test]
     fn extend_keeps_io_layout_until_done_then_moves_only_to_new_capacity(
-        (d, r, t) in topo(), lo in any::<u64>(), k in 1u32..3, single in any::<bool>(),
+        (d, r, t) in topo(), lo in any::<u64>(), k in 1u32..3, ci in 0usize..6,
     ) {
-        let class = if single { "S1" } else { "S2" };
+        let class = CLASSES[ci];
         let m0 = PoolMap::build(&Topology::uniform(d, r, t)).unwrap();
         let o = oid(lo, 3, class, d * r * t);
         let l0 = Placement::new(&m0).unwrap().layout(o).unwrap();
@@ -126,12 +126,63 @@ proptest! {
         extra.sort_unstable();
         moved.sort_unstable();
         prop_assert_eq!(&extra, &moved);
-        if single {
-            // One shard per group: it moves only onto the new capacity.
-            for m in moved {
-                prop_assert!(m >= old, "moved to old target {}", m);
+        // Every shard either stays or moves onto the new capacity (no cascade inside a group), and
+        // groups still use distinct domains.
+        for m in moved {
+            prop_assert!(m >= old, "moved to old target {}", m);
+        }
+        prop_assert_eq!(l2.domain_violations(), 0, "{:?}", l2);
+    }
+
+    #[test]
+    fn second_extension_moves_only_onto_its_own_domains(
+        (d, r, t) in topo(), lo in any::<u64>(), k1 in 1u32..3, k2 in 1u32..3, ci in 0usize..6,
+    ) {
+        let m0 = PoolMap::build(&Topology::uniform(d, r, t)).unwrap();
+        let o = oid(lo, 5, CLASSES[ci], d * r * t);
+        let (m1, _) = m0.extend(&uniform_domains(d, d * r, k1, r, t)).unwrap();
+        let m1 = m1.integrate(&m1.pending()).unwrap().0;
+        let l1 = Placement::new(&m1).unwrap().layout(o).unwrap();
+        let mid = m1.targets().len() as u32;
+        let (m2, _) = m1.extend(&uniform_domains(d + k1, (d + k1) * r, k2, r, t)).unwrap();
+        // While the second generation is NEW, I/O keeps the first extension's layout.
+        prop_assert_eq!(targets(&Placement::new(&m2).unwrap().layout(o).unwrap()), targets(&l1));
+        let m2 = m2.integrate(&m2.pending()).unwrap().0;
+        let l2 = Placement::new(&m2).unwrap().layout(o).unwrap();
+        for (a, b) in l1.shards.iter().zip(&l2.shards) {
+            prop_assert!(a.target == b.target || b.target >= mid, "{:?} -> {:?}", a, b);
+        }
+        prop_assert_eq!(l2.domain_violations(), 0, "{:?}", l2);
+        // Round trip of the extended map gives the same layout.
+        let back = PoolMap::decode(&m2.encode()).unwrap();
+        prop_assert_eq!(Placement::new(&back).unwrap().layout(o).unwrap(), l2);
+    }
+
+    #[test]
+    fn exclude_on_an_extended_map_moves_only_lost_shards(
+        (d, r, t) in topo(), lo in any::<u64>(), ci in 0usize..6, k in 1u32..3, rank in 0u32..64,
+    ) {
+        let m = PoolMap::build(&Topology::uniform(d, r, t)).unwrap();
+        let (m, _) = m.extend(&uniform_domains(d, d * r, k, r, t)).unwrap();
+        let m0 = m.integrate(&m.pending()).unwrap().0;
+        let rank = rank % ((d + k) * r);
+        let lost = m0.rank_targets(rank);
+        let o = oid(lo, 13, CLASSES[ci], d * r * t);
+        let l0 = Placement::new(&m0).unwrap().layout(o).unwrap();
+        let m1 = m0.exclude(&[Sel::Rank(rank)]).unwrap().0;
+        let l1 = Placement::new(&m1).unwrap().layout(o).unwrap();
+        for (a, b) in l0.shards.iter().zip(&l1.shards) {
+            if lost.contains(&a.target) {
+                prop_assert!(b.remapped && !lost.contains(&b.target));
+            } else {
+                prop_assert_eq!(a.target, b.target);
             }
         }
+        prop_assert_eq!(l1.domain_violations(), 0, "{:?}", l1);
+        let m2 = m1.exclude_out(&[Sel::Rank(rank)]).unwrap().0;
+        let m3 = m2.reintegrate(&[Sel::Rank(rank)]).unwrap().0;
+        let m4 = m3.integrate(&[Sel::Rank(rank)]).unwrap().0;
+        prop_assert_eq!(targets(&Placement::new(&m4).unwrap().layout(o).unwrap()), targets(&l0));
     }
 
     #[test]

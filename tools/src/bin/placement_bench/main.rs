@@ -154,6 +154,7 @@ fn run(a: Args) -> Result<(), BoxErr> {
     let mut viol_after = 0u64;
     let mut restored: Option<bool> = None;
     let mut after_targets = ntargets;
+    let mut counts_after: Vec<u64> = Vec::new();
     if changed {
         let m1 = if let Some(r) = a.exclude_rank {
             m0.exclude(&[Sel::Rank(r)])?.0
@@ -181,12 +182,16 @@ fn run(a: Args) -> Result<(), BoxErr> {
         };
         let mut p1 = Placement::new(&m1)?;
         let mut out1 = Vec::with_capacity(64);
+        counts_after = vec![0u64; after_targets];
         pb.set_message("changed");
         for i in 0..a.objects {
             let o = oid(i, frozen, ntargets as u32);
             p0.targets_into(o, View::Io, &mut out)?;
             p1.targets_into(o, View::Io, &mut out1)?;
             for (&x, &y) in out.iter().zip(&out1) {
+                if y != NO_TARGET {
+                    counts_after[y as usize] += 1;
+                }
                 moved += (x != y) as u64;
                 min_moved += (x != NO_TARGET && excluded[x as usize]) as u64;
             }
@@ -222,6 +227,11 @@ fn run(a: Args) -> Result<(), BoxErr> {
     pb.finish_and_clear();
 
     let moved_ratio = (min_moved > 0).then(|| moved as f64 / min_moved as f64);
+    // Balance over the changed map's targets (an excluded rank's targets hold nothing and are left out).
+    let after: Vec<u64> = counts_after.iter().copied().filter(|&c| c > 0).collect();
+    let bal_after = (!after.is_empty()).then(|| stats::balance(&after));
+    let ideal_after =
+        bal_after.map(|_| stats::ideal_uniform(after.iter().sum(), after.len(), 0x5eed + 1));
     let report = json!({
         "class": frozen.to_string(),
         "domains": a.domains,
@@ -239,6 +249,10 @@ fn run(a: Args) -> Result<(), BoxErr> {
         "domain_violations_before": viol_before,
         "domain_violations_after": viol_after,
         "targets_after": after_targets,
+        "max_over_mean_after": bal_after.map(|b| b.max_over_mean),
+        "min_over_mean_after": bal_after.map(|b| b.min as f64 * after.len() as f64 / after.iter().sum::<u64>() as f64),
+        "stddev_over_mean_after": bal_after.map(|b| b.stddev_over_mean),
+        "ideal_max_over_mean_after": ideal_after.map(|b| b.max_over_mean),
         "moved_shards": moved,
         "min_moved_shards": min_moved,
         "moved_ratio": moved_ratio,
@@ -271,6 +285,12 @@ fn run(a: Args) -> Result<(), BoxErr> {
                 moved,
                 min_moved,
                 moved_ratio.map_or("n/a".to_string(), |r| format!("{r:.4}"))
+            );
+        }
+        if let (Some(b), Some(i)) = (bal_after, ideal_after) {
+            println!(
+                "after the change: max_over_mean {:.4} (ideal uniform {:.4})  stddev_over_mean {:.4}",
+                b.max_over_mean, i.max_over_mean, b.stddev_over_mean
             );
         }
         if let Some(r) = restored {
