@@ -22,7 +22,7 @@
 
 use crate::bits::Bits;
 use crate::error::{PlacementError, Result};
-use crate::hash::{jump, oid_key, rekey, subkey};
+use crate::hash::{fmix64, jump, oid_key, rekey, subkey};
 use crate::pool_map::PoolMap;
 use crate::state::CompState;
 
@@ -543,6 +543,10 @@ impl Placer {
                     self.grp[fl].set(self.tgt_fdom[ct as usize]);
                 }
             }
+            if grp_size >= 2 {
+                self.steal_into_generations(key, gi as u64, shards);
+                continue;
+            }
             for (s, slot) in shards.iter_mut().enumerate() {
                 let idx = gi as u64 * grp_size as u64 + s as u64;
                 let gkey = subkey(subkey(key, idx + 1), GEN_SALT);
@@ -577,6 +581,51 @@ impl Placer {
         for &(ct, _) in out.iter() {
             if ct != NO_TARGET {
                 self.mark(ct);
+            }
+        }
+    }
+
+    /// Generations for one group of two or more shards: each child `d` of a later generation, on its own
+    /// key, takes one shard of the group with probability grp_size / (children up to its generation),
+    /// chosen uniformly among the group's shards no earlier child of the same generation took. Every
+    /// domain then holds a shard of the group with the same probability as before the extension scaled
+    /// by N/(N+k), with no overflow when several new domains want the same group (which per-shard jumps
+    /// had: a group's third mover into two new domains could only stay). The `bool` of `shards` marks
+    /// "taken in this generation" and is false again on return.
+    fn steal_into_generations(&mut self, key: u64, gi: u64, shards: &mut [(u32, bool)]) {
+        let fl = self.fault_level;
+        let start = self.levels[0].child_start[0];
+        let gs = shards.len() as u32;
+        let gkey = subkey(key ^ GEN_SALT, gi + 1);
+        for gen in 1..self.gen_end.len() {
+            let (lo, hi) = (self.gen_end[gen - 1], self.gen_end[gen]);
+            let mut left = gs;
+            for j in lo..hi {
+                let h = subkey(gkey, j as u64 + 1);
+                // Bucket of h among `hi`: below gs with probability gs / hi.
+                if ((h as u128 * hi as u128) >> 64) as u32 >= gs {
+                    continue;
+                }
+                if left == 0 {
+                    break;
+                }
+                let c = start + j;
+                if self.full[1].get(c) || (fl == 1 && self.grp[1].get(c)) {
+                    continue;
+                }
+                let nth = ((fmix64(h) as u128 * left as u128) >> 64) as usize;
+                let Some(s) = (0..shards.len()).filter(|&i| !shards[i].1).nth(nth) else {
+                    continue;
+                };
+                let ct = self.walk_under(subkey(h, GEN_SALT), false, 1, c);
+                if ct != NO_TARGET {
+                    self.mark(ct);
+                    shards[s] = (ct, true);
+                    left -= 1;
+                }
+            }
+            for sh in shards.iter_mut() {
+                sh.1 = false;
             }
         }
     }
