@@ -586,8 +586,9 @@ impl Placer {
     }
 
     /// Generations for one group of two or more shards: each child `d` of a later generation, on its own
-    /// key, takes one shard of the group with probability grp_size / (children up to its generation),
-    /// chosen uniformly among the group's shards no earlier child of the same generation took. Every
+    /// key, takes its fair share of the group, grp_size / n shards with n the children up to its
+    /// generation (for groups smaller than n: one shard with probability grp_size / n), each chosen
+    /// uniformly among the group's shards no earlier child of the same generation took. Every
     /// domain then holds a shard of the group with the same probability as before the extension scaled
     /// by N/(N+k), with no overflow when several new domains want the same group (which per-shard jumps
     /// had: a group's third mover into two new domains could only stay). The `bool` of `shards` marks
@@ -602,23 +603,33 @@ impl Placer {
             let mut left = gs;
             for j in lo..hi {
                 let h = subkey(gkey, j as u64 + 1);
-                // Bucket of h among `hi`: below gs with probability gs / hi.
-                if ((h as u128 * hi as u128) >> 64) as u32 >= gs {
-                    continue;
-                }
-                if left == 0 {
-                    break;
-                }
+                // The child's fair share is gs / hi shards: gs / hi whole ones, plus one more when the
+                // bucket of h among `hi` falls below the remainder (probability (gs % hi) / hi).
+                let bucket = ((h as u128 * hi as u128) >> 64) as u32;
+                let takes = gs / hi + (bucket < gs % hi) as u32;
                 let c = start + j;
-                if self.full[1].get(c) || (fl == 1 && self.grp[1].get(c)) {
-                    continue;
-                }
-                let nth = ((fmix64(h) as u128 * left as u128) >> 64) as usize;
-                let Some(s) = (0..shards.len()).filter(|&i| !shards[i].1).nth(nth) else {
-                    continue;
-                };
-                let ct = self.walk_under(subkey(h, GEN_SALT), false, 1, c);
-                if ct != NO_TARGET {
+                for take in 0..takes {
+                    if left == 0 || self.full[1].get(c) {
+                        break;
+                    }
+                    // Only the first take needs the child free of the group (more than one take
+                    // means the group has more shards than there are children).
+                    if take == 0 && fl == 1 && self.grp[1].get(c) {
+                        break;
+                    }
+                    let (hn, wk) = if take == 0 {
+                        (fmix64(h), subkey(h, GEN_SALT))
+                    } else {
+                        (subkey(h, take as u64), subkey(h, GEN_SALT + take as u64))
+                    };
+                    let nth = ((hn as u128 * left as u128) >> 64) as usize;
+                    let Some(s) = (0..shards.len()).filter(|&i| !shards[i].1).nth(nth) else {
+                        break;
+                    };
+                    let ct = self.walk_under(wk, false, 1, c);
+                    if ct == NO_TARGET {
+                        break;
+                    }
                     self.mark(ct);
                     shards[s] = (ct, true);
                     left -= 1;

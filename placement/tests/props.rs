@@ -135,6 +135,25 @@ proptest! {
     }
 
     #[test]
+    fn extending_a_pool_smaller_than_the_group_moves_only_onto_new_capacity(
+        d in 2u32..5, (r, t) in (1u32..3, 1u32..4), lo in any::<u64>(), k in 1u32..4, ci in 0usize..6,
+    ) {
+        // Fewer domains than shards per group: groups must share domains, but extension still only
+        // moves shards onto the added targets.
+        let m0 = PoolMap::build(&Topology::uniform(d, r, t)).unwrap();
+        let o = oid(lo, 17, CLASSES[ci], d * r * t);
+        let l0 = Placement::new(&m0).unwrap().layout(o).unwrap();
+        let (m1, _) = m0.extend(&uniform_domains(d, d * r, k, r, t)).unwrap();
+        let m1 = m1.integrate(&m1.pending()).unwrap().0;
+        let l1 = Placement::new(&m1).unwrap().layout(o).unwrap();
+        let old = m0.targets().len() as u32;
+        for (a, b) in l0.shards.iter().zip(&l1.shards) {
+            prop_assert!(b.target != NO_TARGET);
+            prop_assert!(a.target == b.target || b.target >= old, "{:?} -> {:?}", a, b);
+        }
+    }
+
+    #[test]
     fn second_extension_moves_only_onto_its_own_domains(
         (d, r, t) in topo(), lo in any::<u64>(), k1 in 1u32..3, k2 in 1u32..3, ci in 0usize..6,
     ) {
