@@ -450,3 +450,11 @@ async fn provider_mismatch_in_uri_is_a_clear_error() {
     assert_eq!(e.der(), Der::Inval);
     assert!(e.to_string().contains("D_PROVIDER"), "{e}");
 }
+
+#[test]
+fn context_outside_a_runtime_is_a_clear_error() {
+    let cfg = Config::default().resolve().unwrap();
+    let e = Context::with_transport(Arc::new(LoopbackTransport::new(4096)), cfg, 0, 0).unwrap_err();
+    assert_eq!(e.der(), Der::Inval);
+    assert!(e.to_string().contains("tokio runtime"), "{e}");
+}

@@ -223,6 +223,12 @@ impl Context {
         rank: Rank,
         tag: Tag,
     ) -> Result<Context, CartError> {
+        let rt = tokio::runtime::Handle::try_current().map_err(|_| {
+            CartError::Config(
+                "a cart Context must be created inside a tokio runtime (it runs the progress task)"
+                    .into(),
+            )
+        })?;
         let uri = format_uri(t.provider_name(), t.self_addr());
         let inner = Arc::new(CtxInner {
             t,
@@ -269,7 +275,7 @@ impl Context {
             },
         ))?;
         ctx.register(crate::selftest::protocol())?;
-        tokio::spawn(progress_loop(inner));
+        rt.spawn(progress_loop(inner));
         Ok(ctx)
     }
 
