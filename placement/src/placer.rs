@@ -504,6 +504,16 @@ impl Placer {
         if self.failed.is_empty() {
             return;
         }
+        if self.gen_end.len() > 1 {
+            // The scratch still marks where shards were before the generations moved them: re-mark the
+            // final positions only, for the remap.
+            self.clear_scratch();
+            for &(ct, _) in out.iter() {
+                if ct != NO_TARGET {
+                    self.mark(ct);
+                }
+            }
+        }
         self.failed.sort_unstable();
         let failed = std::mem::take(&mut self.failed);
         for &(_, idx) in &failed {
@@ -532,7 +542,7 @@ impl Placer {
     /// generation lands in the generation's domains (jump's property: growing the bucket count moves a
     /// key only into the new buckets), so each shard moves with probability k/(N+k) independently of the
     /// rest of its group. A shard whose domain is already taken by its group (or full) tries other domains
-    /// of the same generation, else stays. Leaves the scratch marking exactly the final positions.
+    /// of the same generation, else stays. The scratch then also still marks the positions shards left.
     fn extend_generations(&mut self, key: u64, grp_size: u32, out: &mut [(u32, bool)]) {
         let fl = self.fault_level;
         let start = self.levels[0].child_start[0];
@@ -574,13 +584,6 @@ impl Placer {
                         }
                     }
                 }
-            }
-        }
-        // Re-mark the final positions only, for the failure remap that follows.
-        self.clear_scratch();
-        for &(ct, _) in out.iter() {
-            if ct != NO_TARGET {
-                self.mark(ct);
             }
         }
     }
