@@ -154,6 +154,39 @@ proptest! {
     }
 
     #[test]
+    fn extending_racks_moves_only_onto_new_capacity(
+        racks in 2u32..4, per in 3u32..5, lo in any::<u64>(), ci in 0usize..6, new_rack in any::<bool>(),
+    ) {
+        // Racks above the nodes: a new rack is a new generation of the root's children; nodes added to a
+        // rack that exists go through the walk. Either way shards move only onto the added targets.
+        let spec = |first: u32, count: u32, rack: u32| -> Vec<DomainSpec> {
+            uniform_domains(first, first * 2, count, 2, 2)
+                .into_iter()
+                .map(|mut d| {
+                    d.rack = Some(rack);
+                    d
+                })
+                .collect()
+        };
+        let domains: Vec<DomainSpec> = (0..racks).flat_map(|r| spec(r * per, per, r)).collect();
+        let m0 = PoolMap::build(&Topology { domains }).unwrap();
+        let o = oid(lo, 19, CLASSES[ci], m0.targets().len() as u32);
+        let l0 = Placement::new(&m0).unwrap().layout(o).unwrap();
+        let first = racks * per;
+        let add = if new_rack { spec(first, 2, racks) } else { spec(first, 2, 0) };
+        let (m1, _) = m0.extend(&add).unwrap();
+        let m1 = m1.integrate(&m1.pending()).unwrap().0;
+        let l1 = Placement::new(&m1).unwrap().layout(o).unwrap();
+        let old = m0.targets().len() as u32;
+        prop_assert_eq!(l1.domain_violations(), 0, "{:?}", l1);
+        if new_rack {
+            for (a, b) in l0.shards.iter().zip(&l1.shards) {
+                prop_assert!(a.target == b.target || b.target >= old, "{:?} -> {:?}", a, b);
+            }
+        }
+    }
+
+    #[test]
     fn second_extension_moves_only_onto_its_own_domains(
         (d, r, t) in topo(), lo in any::<u64>(), k1 in 1u32..3, k2 in 1u32..3, ci in 0usize..6,
     ) {
