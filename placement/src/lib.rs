@@ -49,11 +49,16 @@
 //! - Limit of the above: domains added to racks that exist, and ranks added to domains that exist, still
 //!   go through the walk (jump over the grown child count), with the old cascade cost.
 //!
-//! Measurements (`placement_bench`, release, 16 domains × 4 ranks × 8 targets, 10 M objects, one run
-//! each on a shared 2-core machine): S1 max_over_mean 1.0217 (ideal uniform draw of the same shard count
-//! 1.0229); RP_3G1 1.0127 (ideal 1.0104); EC_4P2G1 1.0108 (ideal 1.0078); 0 fault-domain violations before
-//! and after excluding a rank; exclude moved_ratio 1.00 and reintegration restores every layout;
-//! RP_3G1 best-of-5 ns_per_layout 345 in the last run (325–683 in earlier runs, load from other builds).
+//! Measurements (`placement_bench`, release, 16 domains × 4 ranks × 8 targets, 10 M objects, final run
+//! of /work/placement-bench/run.sh's cases on a shared 2-core machine, load 1.9–3.5): S1 max_over_mean
+//! 1.0217 (ideal uniform draw of the same shard count 1.0229); RP_3G1 1.0127 (ideal 1.0104); EC_4P2G1
+//! 1.0108 (ideal 1.0078); 0 fault-domain violations in every case, before and after the change; exclude
+//! rank 5 moved_ratio 1.00 (RP_3G1 and EC_4P2G1) and reintegration restores every layout; extend
+//! 16 -> 18 domains moved_ratio S1 0.9984, RP_3G1 1.00005, EC_4P2G1 1.0002, balance after the extension
+//! (576 targets) S1 1.0200 (ideal 1.0217), RP_3G1 1.0124 (ideal 1.0122), EC_4P2G1 1.0109 (ideal 1.0105).
+//! RP_3G1 best-of-5 ns_per_layout 375–490 on the healthy 512-target map in that run (325–683 in earlier
+//! runs, depending on the other builds) and 456 on the extended map; EC_4P2G1 698–854 healthy, 778
+//! extended.
 #![forbid(unsafe_code)]
 
 mod bits;
