@@ -28,7 +28,7 @@ pub const MAX_INFLIGHT: u64 = 1 << 30;
 /// DAOS's default group name (used with a warning when `-g` is absent).
 pub const DEFAULT_GROUP: &str = "daos_server";
 
-/// `self_test`: measure RPC latency, rate and bandwidth between this process (or remote masters)
+/// self_test: measure RPC latency, rate and bandwidth between this process (or remote masters)
 /// and cart endpoints, with DAOS's flags.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "self_test", infer_long_args = true, version)]
