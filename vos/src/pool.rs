@@ -334,6 +334,16 @@ impl VosPool {
 
     /// Destroys a container and reclaims all of its space. `DER_NONEXIST` if missing.
     pub fn cont_destroy(&self, cont: Uuid) -> Completion<Result<()>> {
+        self.log_for_container(
+            cont,
+            IndexOp::ContDestroy {
+                cont: cont.as_u128(),
+            },
+        )
+    }
+
+    /// Logs a container-wide operation; `DER_NONEXIST` if the container does not exist.
+    fn log_for_container(&self, cont: Uuid, op: IndexOp) -> Completion<Result<()>> {
         let mut st = match self.lock_ok() {
             Ok(s) => s,
             Err(e) => return failed(e),
@@ -343,13 +353,7 @@ impl VosPool {
                 what: format!("container {cont}"),
             });
         }
-        self.log(
-            &mut st,
-            IndexOp::ContDestroy {
-                cont: cont.as_u128(),
-            },
-            Vec::new(),
-        )
+        self.log(&mut st, op, Vec::new())
     }
 
     /// Containers in this pool.
@@ -593,22 +597,12 @@ impl VosPool {
     /// Merges/discards versions no read at an epoch `>= upto` can see (`upto` = the oldest epoch
     /// any snapshot still needs) and reclaims their data-file space.
     pub fn aggregate(&self, cont: Uuid, upto: Epoch) -> Completion<Result<()>> {
-        let mut st = match self.lock_ok() {
-            Ok(s) => s,
-            Err(e) => return failed(e),
-        };
-        if !st.index.has_container(cont.as_u128()) {
-            return failed(VosError::Nonexist {
-                what: format!("container {cont}"),
-            });
-        }
-        self.log(
-            &mut st,
+        self.log_for_container(
+            cont,
             IndexOp::Aggregate {
                 cont: cont.as_u128(),
                 upto,
             },
-            Vec::new(),
         )
     }
 
