@@ -32,6 +32,10 @@ pub enum Kind {
     OneWay = 3,
     /// "I fetched your overflowed reply body; release it" (rpc_id names the reply).
     Release = 4,
+    /// Liveness probe of a peer with long-pending RPCs; `rpc_id` is echoed in the [`Kind::Pong`].
+    Ping = 5,
+    /// Answer to a [`Kind::Ping`], sent by the progress loop (not by a handler).
+    Pong = 6,
 }
 
 impl Kind {
@@ -41,6 +45,8 @@ impl Kind {
             2 => Kind::Reply,
             3 => Kind::OneWay,
             4 => Kind::Release,
+            5 => Kind::Ping,
+            6 => Kind::Pong,
             _ => return None,
         })
     }

@@ -12,7 +12,7 @@
 //! overflowed bodies). This file: the [`Context`] API, send path, credits, bulk entry points.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,7 @@ use crate::wire::{self, Header, Kind};
 /// The process-wide hybrid logical clock every RPC synchronises.
 pub static HLC: Hlc = Hlc::new();
 
+mod liveness;
 mod progress;
 mod serve;
 
@@ -76,6 +77,8 @@ struct PendingRpc {
     peer: PeerId,
     rank: Rank,
     tag: Tag,
+    /// When it was sent (liveness probes start after [`liveness::PROBE_AFTER`]).
+    sent: Instant,
 }
 
 struct ReplyMsg {
@@ -112,6 +115,10 @@ pub(crate) struct CtxInner {
     kicked: AtomicBool,
     shutdown: AtomicBool,
     owner: OnceLock<Weak<Owner>>,
+    /// Dead peers and liveness probes (see `liveness`).
+    live: Mutex<liveness::Liveness>,
+    /// Number of peers marked dead (lets the hot path skip the `live` lock).
+    dead_count: AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -249,6 +256,8 @@ impl Context {
             kicked: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
             owner: OnceLock::new(),
+            live: Mutex::new(liveness::Liveness::default()),
+            dead_count: AtomicUsize::new(0),
         });
         let owner = Arc::new(Owner(inner.clone()));
         let _ = inner.owner.set(Arc::downgrade(&owner));
@@ -522,6 +531,7 @@ impl CtxInner {
             return Err(CartError::Canceled("context shut down".into()));
         }
         let st = self.resolve(ep).await?;
+        self.check_dead(st.peer, ep.rank, ep.tag)?;
         let _permit = match &st.credits {
             Some(s) => Some(
                 s.clone()
@@ -541,6 +551,7 @@ impl CtxInner {
                     tx,
                     rank: ep.rank,
                     tag: ep.tag,
+                    sent: Instant::now(),
                 },
             );
         }
@@ -577,9 +588,12 @@ impl CtxInner {
             tag: ep.tag,
             reason: e.to_string(),
         };
-        self.t
-            .send(st.peer, msg, if oneway { 0 } else { id })
-            .map_err(unreach)?;
+        if let Err(e) = self.t.send(st.peer, msg, if oneway { 0 } else { id }) {
+            if matches!(e, TransportError::Unreachable { .. }) {
+                self.fail_peer(st.peer, &e.to_string());
+            }
+            return Err(unreach(e));
+        }
         self.kick();
         if oneway {
             // The body region must live until the peer pulled it; one-way RPCs have no reply to

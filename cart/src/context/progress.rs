@@ -50,9 +50,14 @@ pub(super) async fn progress_loop(inner: Arc<CtxInner>) {
     // context costs a wake-up per timeout, not a spin window per wake-up.
     let mut idle = false;
     let mut backoff = POLL_BACKOFF_MIN;
+    let mut next_check = Instant::now() + super::liveness::CHECK_EVERY;
     while !inner.shutdown.load(Ordering::Relaxed) {
         let n = inner.progress_once();
         let now = Instant::now();
+        if now >= next_check {
+            next_check = now + super::liveness::CHECK_EVERY;
+            inner.check_liveness(now);
+        }
         if inner.kicked.swap(false, Ordering::AcqRel) {
             // Something was just sent: its completion or reply is coming, spin for it.
             last = now;

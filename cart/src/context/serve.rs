@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use daos_common::Der;
 
+use super::liveness::PING_OP;
 use super::{lock, CtxInner, ReplyMsg, RpcCtx, HLC};
 use crate::error::{CartError, RpcError};
 use crate::transport::{Access, DmaBuf, Event, PeerId, RemoteMem, RmaDir, TransportError};
@@ -33,28 +34,31 @@ impl CtxInner {
     fn on_event(self: &Arc<Self>, ev: Event<'_>) {
         match ev {
             Event::Recv(data) => self.on_recv(data),
+            Event::SendDone(op, Err(e)) if op & PING_OP != 0 => {
+                // A liveness probe could not be sent: the peer is gone.
+                self.fail_peer(op & !PING_OP, &e.to_string());
+            }
             Event::SendDone(op, Err(e)) if op != 0 => {
                 // The peer is unreachable: fail this RPC and every other one pending on that peer
-                // (their replies cannot come) instead of leaving them to their timeouts.
+                // (their replies cannot come) instead of leaving them to their timeouts, and make
+                // new sends to it fail fast for a while (see `liveness`).
                 let mut pending = lock(&self.pending);
                 let peer = pending.get(&op).map(|p| p.peer);
-                let dead: Vec<u64> = match (peer, &e) {
-                    (Some(peer), TransportError::Unreachable { .. }) => pending
-                        .iter()
-                        .filter(|(_, p)| p.peer == peer)
-                        .map(|(id, _)| *id)
-                        .collect(),
-                    (Some(_), _) => vec![op],
-                    (None, _) => Vec::new(),
-                };
-                for id in dead {
-                    if let Some(p) = pending.remove(&id) {
-                        let _ = p.tx.send(Err(CartError::Unreachable {
-                            rank: p.rank,
-                            tag: p.tag,
-                            reason: e.to_string(),
-                        }));
+                match (peer, &e) {
+                    (Some(peer), TransportError::Unreachable { .. }) => {
+                        drop(pending);
+                        self.fail_peer(peer, &e.to_string());
                     }
+                    (Some(_), _) => {
+                        if let Some(p) = pending.remove(&op) {
+                            let _ = p.tx.send(Err(CartError::Unreachable {
+                                rank: p.rank,
+                                tag: p.tag,
+                                reason: e.to_string(),
+                            }));
+                        }
+                    }
+                    (None, _) => {}
                 }
             }
             Event::SendDone(_, Err(e)) => tracing::debug!(error = %e, "reply/one-way send failed"),
@@ -91,6 +95,7 @@ impl CtxInner {
                     }
                     return;
                 };
+                self.heard_from(p.peer);
                 match msg.overflow {
                     None => {
                         let _ = p.tx.send(Ok(ReplyMsg {
@@ -147,6 +152,11 @@ impl CtxInner {
                     }
                 }
             }
+            Kind::Ping => match self.t.insert_addr(msg.src_addr) {
+                Ok(peer) => self.pong(peer, &hdr),
+                Err(e) => tracing::warn!(error = %e, "ping from an unusable address dropped"),
+            },
+            Kind::Pong => self.on_pong(hdr.rpc_id),
             Kind::Release => {
                 if let Ok(peer) = self.t.insert_addr(msg.src_addr) {
                     lock(&self.overflow_hold).remove(&(peer, hdr.rpc_id));

@@ -71,7 +71,14 @@ struct OpCtx {
     /// Keeps the local region (RMA) alive until completion.
     region: Option<Arc<MemRegion>>,
     post: Post,
+    /// When the provider first refused the post with `-FI_EAGAIN` (it then waits in the backlog).
+    deferred: Option<std::time::Instant>,
 }
+
+/// A post refused with `-FI_EAGAIN` for this long fails as unreachable: `tcp;ofi_rxm` answers
+/// EAGAIN forever (re-connecting on every attempt) to a send to a killed peer whose port refuses
+/// connections, so without a limit such a send, and a liveness probe, would never complete.
+const BACKLOG_GIVE_UP: std::time::Duration = std::time::Duration::from_millis(1000);
 
 #[derive(Clone, Copy)]
 enum Post {
@@ -535,6 +542,17 @@ impl OfiTransport {
         // SAFETY: the post failed, so libfabric did not keep p; we own it again.
         let ctx = unsafe { Box::from_raw(p) };
         if rc == EAGAIN {
+            let now = std::time::Instant::now();
+            let mut ctx = ctx;
+            let first = *ctx.deferred.get_or_insert(now);
+            if now.duration_since(first) >= BACKLOG_GIVE_UP {
+                return Err(TransportError::Unreachable {
+                    peer: ctx.peer,
+                    reason: format!(
+                        "the provider refused the post (EAGAIN) for {BACKLOG_GIVE_UP:?} (connection refused?)"
+                    ),
+                });
+            }
             self.backlog
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -550,7 +568,7 @@ impl OfiTransport {
         check(call, rc).map(|_| ())
     }
 
-    fn retry_backlog(&self) {
+    fn retry_backlog(&self, f: &mut dyn FnMut(Event<'_>)) {
         if self.repost_len.load(Ordering::Acquire) > 0 {
             let slots: Vec<_> =
                 std::mem::take(&mut *self.repost.lock().unwrap_or_else(|e| e.into_inner()));
@@ -568,8 +586,15 @@ impl OfiTransport {
         self.backlog_len.fetch_sub(q.len(), Ordering::Release);
         while let Some(ctx) = q.pop_front() {
             let op = ctx.op;
+            let send = matches!(ctx.post, Post::Send);
             if let Err(e) = self.post(ctx) {
-                tracing::warn!(op, error = %e, "deferred post failed");
+                // The operation will never complete through the CQ: report its failure here.
+                tracing::debug!(op, error = %e, "deferred post failed");
+                if send {
+                    f(Event::SendDone(op, Err(e)));
+                } else {
+                    f(Event::RmaDone(op, Err(e)));
+                }
             }
         }
     }

@@ -82,6 +82,7 @@ impl Transport for OfiTransport {
             msg,
             region: None,
             post: Post::Send,
+            deferred: None,
         }))
     }
 
@@ -200,11 +201,12 @@ impl Transport for OfiTransport {
                 addr: remote.base + remote_off,
                 key: remote.key,
             },
+            deferred: None,
         }))
     }
 
     fn progress(&self, max: usize, f: &mut dyn FnMut(Event<'_>)) -> Result<usize, TransportError> {
-        self.retry_backlog();
+        self.retry_backlog(f);
         const N: usize = 16;
         let mut entries = [sys::fi_cq_data_entry::default(); N];
         // SAFETY: entries has room for N FI_CQ_FORMAT_DATA entries.
