@@ -458,3 +458,37 @@ fn context_outside_a_runtime_is_a_clear_error() {
     assert_eq!(e.der(), Der::Inval);
     assert!(e.to_string().contains("tokio runtime"), "{e}");
 }
+
+#[derive(Debug, bincode::Encode, bincode::Decode)]
+struct Boom {
+    panic: bool,
+}
+impl Rpc for Boom {
+    const OPCODE: u32 = opcode(0x21, 1, 0);
+    type Reply = u32;
+}
+
+#[tokio::test]
+async fn panicking_handler_gets_der_misc_and_context_keeps_serving() {
+    let server = loopback_ctx(0);
+    server
+        .register(
+            Protocol::new("boom", 0x21, 1).handler(|_rc: RpcCtx, req: Boom| async move {
+                if req.panic {
+                    panic!("handler bug");
+                }
+                Ok(7u32)
+            }),
+        )
+        .unwrap();
+    let client = loopback_ctx(1);
+    let g = Group::new("g", [(0, server.uri().to_string())]);
+    let ep = Endpoint::new(&g, 0, 0);
+    let e = client
+        .send_with(&ep, &Boom { panic: true }, Some(Duration::from_secs(20)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.der(), Der::Misc, "{e}");
+    // The server's progress loop survived the panic.
+    assert_eq!(client.send(&ep, &Boom { panic: false }).await.unwrap(), 7);
+}

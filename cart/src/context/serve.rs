@@ -195,7 +195,30 @@ impl CtxInner {
                     self.reply(peer, &hdr, Err(e));
                 }
             }
-            Ok(fut) => {
+            Ok(mut fut) => {
+                // Fast path: most handlers finish without waiting; poll once here and reply at
+                // once instead of a task hop (one more progress poll) before the reply is sent.
+                // If it is not ready, the spawned task polls it again with its real waker (a
+                // spurious poll with a no-op waker is allowed by the Future contract).
+                // A panicking handler must not take the progress loop down: reply DER_MISC.
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    fut.as_mut().poll(&mut cx)
+                }));
+                let r = match polled {
+                    Ok(std::task::Poll::Pending) => None,
+                    Ok(std::task::Poll::Ready(r)) => Some(r),
+                    Err(_) => {
+                        tracing::error!(opcode = hdr.opcode, "RPC handler panicked");
+                        Some(Err(RpcError::new(Der::Misc, "the RPC handler panicked")))
+                    }
+                };
+                if let Some(r) = r {
+                    if !oneway {
+                        self.reply(peer, &hdr, r);
+                    }
+                    return;
+                }
                 let me = self.clone();
                 tokio::spawn(async move {
                     let r = fut.await;
