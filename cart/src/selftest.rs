@@ -5,7 +5,7 @@
 //! which runs the same loop, and polls STATUS.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -530,72 +530,80 @@ async fn run_loop(
     } else {
         Vec::new()
     });
-    let mut free: Vec<usize> = (0..inflight as usize).rev().collect();
-    let mut set = tokio::task::JoinSet::new();
-    let mut samples = Vec::with_capacity(reps as usize);
+    // One worker task per in-flight slot, each sending its next RPC as soon as its previous one
+    // completes: a reply wakes the task that sends the next request (no task spawn and no hop
+    // through a coordinating task per RPC, each of which costs a progress poll).
+    let sess = Arc::new(sess);
+    let eps: Arc<Vec<Endpoint>> = Arc::new(endpoints.to_vec());
+    let next = Arc::new(AtomicU32::new(0));
+    let done = Arc::new(AtomicU64::new(0));
     let t0 = Instant::now();
-    let mut next = 0u32;
-    let n = endpoints.len();
-    while samples.len() < reps as usize {
-        while next < reps && !free.is_empty() {
-            let slot = free.pop().expect("non-empty");
-            let ei = next as usize % n;
-            next += 1;
-            let session = match sess[ei] {
-                Ok(s) => s,
-                Err(rc) => {
-                    samples.push(Sample {
+    let mut set = tokio::task::JoinSet::new();
+    for slot in &slots {
+        let (bulk_send, bulk_reply) = (slot.0.clone(), slot.2.clone());
+        let (ctx, eps, sess) = (ctx.clone(), eps.clone(), sess.clone());
+        let (next, done, iov, progress) =
+            (next.clone(), done.clone(), iov.clone(), progress.clone());
+        set.spawn(async move {
+            let mut out = Vec::new();
+            let n = eps.len();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= reps {
+                    break;
+                }
+                let ei = i as usize % n;
+                let sample = match sess[ei] {
+                    Err(rc) => Sample {
                         endpoint: ei as u32,
                         latency_ns: 0,
                         rc,
-                    });
-                    free.push(slot);
-                    continue;
-                }
-            };
-            let msg = TestMsg {
-                session,
-                iov: (*iov).clone(),
-                bulk_send: slots[slot].0.clone(),
-                bulk_reply: slots[slot].2.clone(),
-            };
-            let ctx = ctx.clone();
-            let ep = endpoints[ei].clone();
-            set.spawn(async move {
-                let t = Instant::now();
-                let r = ctx.send_with(&ep, &msg, timeout).await;
-                let lat = t.elapsed().as_nanos() as u64;
-                let rc = match r {
-                    Ok(body) if reply.ty == MsgType::Iov && body.len() != reply.size as usize => {
-                        -Der::Proto.code()
-                    }
-                    Ok(_) => 0,
-                    Err(e) => e.rc(),
-                };
-                (
-                    slot,
-                    Sample {
-                        endpoint: ei as u32,
-                        latency_ns: lat,
-                        rc,
                     },
-                )
-            });
-        }
-        match set.join_next().await {
-            Some(Ok((slot, s))) => {
-                samples.push(s);
-                free.push(slot);
+                    Ok(session) => {
+                        let msg = TestMsg {
+                            session,
+                            iov: (*iov).clone(),
+                            bulk_send: bulk_send.clone(),
+                            bulk_reply: bulk_reply.clone(),
+                        };
+                        let t = Instant::now();
+                        let r = ctx.send_with(&eps[ei], &msg, timeout).await;
+                        let lat = t.elapsed().as_nanos() as u64;
+                        let rc = match r {
+                            Ok(body)
+                                if reply.ty == MsgType::Iov
+                                    && body.len() != reply.size as usize =>
+                            {
+                                -Der::Proto.code()
+                            }
+                            Ok(_) => 0,
+                            Err(e) => e.rc(),
+                        };
+                        Sample {
+                            endpoint: ei as u32,
+                            latency_ns: lat,
+                            rc,
+                        }
+                    }
+                };
+                out.push(sample);
+                let d = done.fetch_add(1, Ordering::Relaxed) + 1;
                 if let Some(p) = &progress {
-                    p(samples.len() as u64);
+                    p(d);
                 }
             }
-            Some(Err(e)) => return Err(CartError::Canceled(format!("self-test task failed: {e}"))),
-            None => {}
+            out
+        });
+    }
+    let mut samples = Vec::with_capacity(reps as usize);
+    while let Some(r) = set.join_next().await {
+        match r {
+            Ok(v) => samples.extend(v),
+            Err(e) => return Err(CartError::Canceled(format!("self-test task failed: {e}"))),
         }
     }
     let duration_ns = t0.elapsed().as_nanos() as u64;
-    for (ep, s) in endpoints.iter().zip(&sess) {
+    for (ep, s) in endpoints.iter().zip(sess.iter()) {
         if let Ok(id) = s {
             let _ = ctx.send_with(ep, &CloseSession { id: *id }, timeout).await;
         }
