@@ -46,11 +46,13 @@
 //!   back-off (0.5 s doubling to 8 s; then one send is let through). Measured (release, tcp,
 //!   `self_test -s 8 -r 200000 -i 4`, server SIGKILLed 1 s in, default 60 s timeout): self_test
 //!   exited 2.2 s after the kill with 196824 × -DER_UNREACH (before: still running after 89 s).
-//! - `selftest::run` drives its loop from a spawned task, never from a `block_on` future: a
+//! - `selftest::run` drives its loop from a spawned task, never from a `block_on` future (a
 //!   current-thread runtime polls its `block_on` future once per 61 task polls while the progress
-//!   task spins. `tools/bench/fabric.sh --json --no-build --runs 3`, back to back, load ~1.4:
-//!   before rtt_8b_us tcp 27.8 (fi_pingpong 8.32, ratio 3.28), shm 8.13 (1.20, 7.40); after tcp
-//!   14.6 (8.78, 1.63), shm 3.55 (1.12, 3.16). What remains is the RPC's own latency (median 11 µs
+//!   task spins), with one worker task per in-flight slot (a reply wakes the task that sends the
+//!   next RPC), and a server polls a handler once inline, replying without a task hop when it is
+//!   ready. `tools/bench/fabric.sh --json --no-build --runs 3`, back to back, load ~1.65: before
+//!   rtt_8b_us tcp 28.3 (fi_pingpong 8.22, ratio 3.33), shm 8.37 (1.14, 7.34); after tcp 11.5
+//!   (8.12, 1.43), shm 2.45 (1.14, 2.14). What remains is the RPC's own latency (median 10–11 µs
 //!   tcp, 2 µs shm at 1 in flight); `CART_SPIN_YIELD_US` off vs 5 µs made no difference (70–73k
 //!   RPC/s tcp, 275–291k shm, same minute).
 //! - Provider quirks live in one table ([`transport::PROVIDERS`]); libfabric 1.17 pulls in
