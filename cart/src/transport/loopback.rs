@@ -157,11 +157,7 @@ impl Transport for LoopbackTransport {
         len: usize,
         op: OpId,
     ) -> Result<(), TransportError> {
-        if dir == RmaDir::Put && remote.access != Access::ReadWrite {
-            return Err(TransportError::BadAccess(
-                "PUT into a read-only bulk handle".into(),
-            ));
-        }
+        remote.check_access(dir)?;
         let res = (|| {
             let s = self.peer_shared(peer)?;
             let region = lock(&s.regions)

@@ -180,6 +180,19 @@ pub struct RemoteMem {
     pub access: Access,
 }
 
+impl RemoteMem {
+    /// Refuses a transfer the owner did not grant (a PUT into a read-only handle); every transport
+    /// calls this before starting an RMA.
+    pub fn check_access(&self, dir: RmaDir) -> Result<(), TransportError> {
+        if dir == RmaDir::Put && self.access != Access::ReadWrite {
+            return Err(TransportError::BadAccess(
+                "PUT into a read-only bulk handle".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A completion or arrival reported by [`Transport::progress`].
 #[derive(Debug)]
 pub enum Event<'a> {

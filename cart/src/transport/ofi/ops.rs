@@ -172,11 +172,7 @@ impl Transport for OfiTransport {
                 remote.len
             )));
         }
-        if dir == RmaDir::Put && remote.access != Access::ReadWrite {
-            return Err(TransportError::BadAccess(
-                "PUT into a read-only bulk handle".into(),
-            ));
-        }
+        remote.check_access(dir)?;
         let desc = local
             .reg
             .as_ref()
