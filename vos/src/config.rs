@@ -78,6 +78,8 @@ pub struct PoolConfig {
     pub preallocate_data: bool,
     /// WAL writer threads = batches in flight (1 = strictly serial group commit).
     pub flushers: usize,
+    /// Test-only fault injection at the flusher's real I/O sites (`None` in production).
+    pub faults: Option<std::sync::Arc<crate::fault::Faults>>,
 }
 
 impl PoolConfig {
@@ -109,6 +111,7 @@ impl PoolConfig {
             wal_chunk: 16 << 20,
             preallocate_data: false,
             flushers: 2,
+            faults: None,
         }
     }
 

@@ -55,8 +55,11 @@ pub enum VosError {
     /// The storage class exists in DAOS but not in this build or platform.
     #[error("storage class {class} is not supported: {reason}")]
     Unsupported { class: &'static str, reason: String },
-    /// A previous write-ahead-log flush failed; the pool must be reopened.
-    #[error("pool is failed after an earlier I/O error: {0}")]
+    /// A flush failed: the failed batch and everything queued after it were backed out and the
+    /// pool is read-only (DAOS marks the target faulty) until reopened.
+    #[error(
+        "update not applied, pool is read-only after a flush I/O error (reopen to recover): {0}"
+    )]
     Failed(String),
     /// The pool already exists at create, or a file is missing at open.
     #[error("pool at {path}: {reason}")]

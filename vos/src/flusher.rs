@@ -13,9 +13,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::backout::back_out;
 use crate::ckpt;
 use crate::config::ScmClass;
 use crate::error::{Result, VosError};
+use crate::fault::{FaultPoint, Faults};
 use crate::layout::Layout;
 use crate::pool::{Pending, Shared};
 use crate::uring::{open_direct, AlignedBuf, IoOp, Ring};
@@ -107,7 +109,28 @@ impl WalDev {
         buf: &AlignedBuf,
         pos: u64,
         path: &Path,
+        faults: Option<&Faults>,
     ) -> Result<()> {
+        let fault = |p| faults.map_or(Ok(()), |f| f.check(p));
+        fault(FaultPoint::WalWrite).map_err(|e| VosError::io(path, e))?;
+        let sync_fault = fault(FaultPoint::WalSync).map_err(|e| VosError::io(path, e));
+        if sync_fault.is_err() {
+            // The injected fdatasync error: the batch IS written, the sync "fails".
+            let r = match self {
+                WalDev::File { file, base, .. } => ring
+                    .run(&mut [IoOp::Write {
+                        file,
+                        buf: buf.as_slice(),
+                        off: base + pos,
+                    }])
+                    .remove(0)
+                    .map(|_| ()),
+                #[cfg(feature = "pmem")]
+                WalDev::Pmem(m) => m.lock().write_persist(pos as usize, buf.as_slice()),
+            };
+            r.map_err(|e| VosError::io(path, e))?;
+            return sync_fault;
+        }
         match self {
             WalDev::File { file, base, limit } => {
                 if pos + buf.len() as u64 > *limit {
@@ -162,6 +185,8 @@ pub struct WalState {
     pub zeroed_to: u64,
     /// Next LSN not yet acknowledged.
     pub acked_lsn: u64,
+    /// WAL offset just past the last acknowledged batch (where unacknowledged ones start).
+    pub acked_pos: u64,
     /// A checkpoint is being written: take no new batch.
     pub ckpt_busy: bool,
 }
@@ -186,7 +211,7 @@ pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>) {
     let mut ring = Ring::new(256);
     while let Some(job) = take(&sh) {
         let Job {
-            batch,
+            mut batch,
             lsn_first,
             durable_lsn,
             gen,
@@ -198,6 +223,11 @@ pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>) {
             ckpt,
         } = job;
         let nrec = batch.builder.nrec() as u64;
+        let batch_len = if nrec == 0 {
+            0
+        } else {
+            batch.builder.disk_len()
+        };
         let res = write(
             &sh,
             &mut ring,
@@ -212,36 +242,45 @@ pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>) {
             &zeros,
         );
         // Acknowledge in LSN order.
-        let failed = {
+        let (failed, leader) = {
             let mut st = sh.st.lock();
             while st.wal.acked_lsn != lsn_first {
                 sh.order_cv.wait(&mut st);
             }
-            if let Err(e) = &res {
-                tracing::error!(error = %e, "WAL flush failed; pool is now failed");
-                st.failed.get_or_insert_with(|| e.to_string());
-            }
-            if st.failed.is_none() {
-                st.deferred_frees.extend(batch.frees.iter().copied());
-                st.release_ready_frees();
-            }
+            let leader = match &res {
+                Err(e) => st.fail(&sh, e),
+                Ok(()) => false,
+            };
             for (off, _) in &batch.data {
                 st.inflight.remove(off);
             }
             st.wal.acked_lsn = lsn_first + nrec;
+            st.wal.acked_pos = pos + batch_len;
             sh.order_cv.notify_all();
-            st.failed.clone()
+            if st.failed.is_none() {
+                st.deferred_frees.extend(batch.frees.iter().copied());
+                st.release_ready_frees();
+            } else if st.backing_out {
+                // Answered by the back-out, once the index no longer shows this batch.
+                st.failed_waiters.append(&mut batch.waiters);
+            }
+            (st.failed.clone(), leader)
         };
-        for w in batch.waiters {
+        for w in batch.waiters.drain(..) {
             w.complete(match &failed {
                 None => Ok(()),
                 Some(f) => Err(VosError::Failed(f.clone())),
             });
         }
+        if leader {
+            back_out(&sh);
+        }
         if let Some((start, end)) = zero_later {
             if let Err(e) = zero_wal(&sh, &mut ring, &file, &path, gen, start, end, &zeros) {
-                sh.st.lock().failed.get_or_insert_with(|| e.to_string());
-                sh.order_cv.notify_all();
+                let leader = sh.st.lock().fail(&sh, &e);
+                if leader {
+                    back_out(&sh);
+                }
             }
         }
         if let Some((body, next_lsn, waiters)) = ckpt {
@@ -249,12 +288,16 @@ pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>) {
                 None => checkpoint(&sh, &body, next_lsn),
                 Some(f) => Err(VosError::Failed(f.clone())),
             };
-            {
+            let leader = {
                 let mut st = sh.st.lock();
-                if let Err(e) = &r {
-                    st.failed.get_or_insert_with(|| e.to_string());
-                }
                 st.wal.ckpt_busy = false;
+                match &r {
+                    Err(e) => st.fail(&sh, e),
+                    Ok(()) => false,
+                }
+            };
+            if leader {
+                back_out(&sh);
             }
             sh.flush_cv.notify_all();
             sh.order_cv.notify_all();
@@ -357,6 +400,10 @@ fn write(
     zeros: &AlignedBuf,
 ) -> Result<()> {
     if !batch.data.is_empty() {
+        if let Some(f) = &sh.faults {
+            f.check(FaultPoint::DataWrite)
+                .map_err(|e| VosError::io(&sh.data_path, e))?;
+        }
         let mut ops: Vec<IoOp<'_>> = batch
             .data
             .iter()
@@ -388,7 +435,7 @@ fn write(
             return Err(VosError::Failed(f.clone()));
         }
     }
-    file.write_durable(ring, &buf, pos, path)
+    file.write_durable(ring, &buf, pos, path, sh.faults.as_deref())
 }
 
 /// Pre-zeroes `[start, end)` of a plain WAL file; batches placed there wait until this
@@ -467,6 +514,7 @@ fn checkpoint(sh: &Shared, body: &[u8], next_lsn: u64) -> Result<()> {
         st.wal.file = Arc::new(wal);
         st.wal.gen = new_gen;
         st.wal.pos = 0;
+        st.wal.acked_pos = 0;
         st.wal.alloc = wal_len;
         st.wal.zeroed_to = wal_len;
     }

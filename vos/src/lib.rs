@@ -10,7 +10,8 @@
 //!
 //! Modules:
 //! - [`types`]: public vocabulary (Oid, Recx, epochs, conditional flags, iods, anchors).
-//! - [`error`]: [`VosError`], mapped to `DER_*` through `DaosErrno`.
+//! - [`error`]: [`VosError`], mapped to `DER_*` through `DaosErrno`; [`fault`]: test-only
+//!   fault injection at the flusher's I/O sites; `backout`: the read-only transition.
 //! - [`akey`] and [`index`]: the sans-IO metadata index (pure in-memory structs); every mutation is
 //!   an [`index::IndexOp`], which is also the WAL record body, so replay runs exactly what ran.
 //! - [`alloc`]: data-file extent allocator (VEA role), rebuilt from the index at open.
@@ -38,6 +39,11 @@
 //! - WAL write + fdatasync, not `RWF_DSYNC`: measured 3x slower here (virtio disk without FUA).
 //!   Writes and reads go through io_uring; fdatasync is a direct syscall on the flusher thread
 //!   (io_uring punts fsync to a kernel worker: 1.5-2.5x slower on the loaded 2 cores).
+//! - A failed flush (data-file write, WAL write or fdatasync) turns the pool read-only, as DAOS
+//!   marks the target faulty: `backout` waits for the batches in flight, erases the failed WAL
+//!   batches, rebuilds the index from checkpoint + WAL below the failed LSN, and only then fails
+//!   the waiting updates (`DER_IO`), so a fetch after the error sees the old value and a reopen
+//!   agrees. [`fault::Faults`] (test-only `PoolConfig::faults`) injects `EIO` at those sites.
 //! - Values above `inline_threshold` (4 KiB, DAOS's `data_thresh`) are first written to the data
 //!   file (reserve → write → fdatasync → publish in the WAL record), so a replayed record never
 //!   points at unwritten data; freed extents return to the allocator only after the record that
@@ -72,10 +78,12 @@
 
 pub mod akey;
 pub mod alloc;
+mod backout;
 pub mod ckpt;
 pub mod completion;
 pub mod config;
 pub mod error;
+pub mod fault;
 mod flusher;
 /// Process-wide switch: WAL batches written with write + fdatasync (default) or `RWF_DSYNC`.
 pub use flusher::DSYNC as WAL_DSYNC;
@@ -91,5 +99,6 @@ pub mod wal;
 pub use completion::Completion;
 pub use config::{BdevClass, PoolConfig, ScmClass};
 pub use error::VosError;
+pub use fault::{FaultPoint, Faults};
 pub use pool::{RecoveryStats, VosPool};
 pub use types::*;

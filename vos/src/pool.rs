@@ -57,7 +57,16 @@ pub(crate) struct State {
     pub(crate) alloc: Allocator,
     pub(crate) pending: Pending,
     pub(crate) inflight: HashMap<u64, Arc<AlignedBuf>>,
+    /// Set by the first failed flush: the pool is read-only from then on (see `backout`).
     pub(crate) failed: Option<String>,
+    /// The index is being rebuilt after a failure: fetches wait for the error instead.
+    pub(crate) backing_out: bool,
+    /// False if the back-out could not reload the durable state: fetches fail too.
+    pub(crate) readable: bool,
+    /// First unacknowledged LSN and its WAL offset at the failure.
+    pub(crate) fail_at: (u64, u64),
+    /// Waiters of backed-out updates, answered once the index no longer shows them.
+    pub(crate) failed_waiters: Vec<Completer<Result<()>>>,
     pub(crate) shutdown: bool,
     pub(crate) ckpt_waiters: Vec<Completer<Result<()>>>,
     pub(crate) next_lsn: u64,
@@ -93,7 +102,7 @@ pub(crate) struct Shared {
     pub(crate) order_cv: Condvar,
     pub(crate) reads: Mutex<(Vec<ReadJob>, bool)>,
     pub(crate) read_cv: Condvar,
-    hdr: PoolHeader,
+    pub(crate) hdr: PoolHeader,
     /// Exclusive advisory lock on `pool.lock`, held while open.
     _lock: File,
     pub(crate) wal_ckpt_bytes: u64,
@@ -101,6 +110,7 @@ pub(crate) struct Shared {
     pub(crate) scm_class: ScmClass,
     pub(crate) pmem_wal_len: u64,
     pub(crate) wal_chunk: u64,
+    pub(crate) faults: Option<Arc<crate::fault::Faults>>,
 }
 
 /// One target's versioned object store. Dropping it (or [`VosPool::close`]) flushes what is queued.
@@ -179,6 +189,10 @@ impl VosPool {
                 pending: Pending::default(),
                 inflight: HashMap::new(),
                 failed: None,
+                backing_out: false,
+                readable: true,
+                fail_at: (0, 0),
+                failed_waiters: Vec::new(),
                 shutdown: false,
                 ckpt_waiters: Vec::new(),
                 next_lsn: info.next_lsn,
@@ -194,6 +208,7 @@ impl VosPool {
                     alloc: wal_len,
                     zeroed_to: wal_len,
                     acked_lsn: info.next_lsn,
+                    acked_pos: info.end,
                     ckpt_busy: false,
                 },
             }),
@@ -215,6 +230,7 @@ impl VosPool {
             scm_class: cfg.scm_class,
             pmem_wal_len: cfg.pmem_wal_len(),
             wal_chunk: align_up(cfg.wal_chunk.max(4096)),
+            faults: cfg.faults.clone(),
         });
         let zeros = Arc::new(AlignedBuf::zeroed(sh.wal_chunk as usize));
         let mut threads = Vec::new();
@@ -301,6 +317,7 @@ impl VosPool {
         f
     }
 
+    /// The lock, for a mutation: refused once the pool is failed (read-only) or shut down.
     fn lock_ok(&self) -> Result<parking_lot::MutexGuard<'_, State>> {
         let st = self.sh.st.lock();
         if let Some(f) = &st.failed {
@@ -308,6 +325,20 @@ impl VosPool {
         }
         if st.shutdown {
             return Err(VosError::Shutdown);
+        }
+        Ok(st)
+    }
+
+    /// The lock, for a read: served from the durable state after a failure, refused while the
+    /// back-out is rebuilding the index (it may still show backed-out updates) or if it failed.
+    fn lock_read(&self) -> Result<parking_lot::MutexGuard<'_, State>> {
+        let st = self.sh.st.lock();
+        if st.shutdown {
+            return Err(VosError::Shutdown);
+        }
+        if st.backing_out || !st.readable {
+            let f = st.failed.clone().unwrap_or_default();
+            return Err(VosError::Failed(f));
         }
         Ok(st)
     }
@@ -507,7 +538,7 @@ impl VosPool {
         dkey: &[u8],
         iods: &[FetchIod],
     ) -> Completion<Result<Vec<Fetched>>> {
-        let mut st = match self.lock_ok() {
+        let mut st = match self.lock_read() {
             Ok(s) => s,
             Err(e) => return failed(e),
         };
@@ -636,9 +667,7 @@ impl VosPool {
         anchor: &mut Anchor,
         max: usize,
     ) -> Result<Vec<Oid>> {
-        self.sh
-            .st
-            .lock()
+        self.lock_read()?
             .index
             .list_objects(cont.as_u128(), epr, anchor, max)
     }
@@ -651,9 +680,7 @@ impl VosPool {
         anchor: &mut Anchor,
         max: usize,
     ) -> Result<Vec<Vec<u8>>> {
-        self.sh
-            .st
-            .lock()
+        self.lock_read()?
             .index
             .list_dkeys(cont.as_u128(), oid, epr, anchor, max)
     }
@@ -667,9 +694,7 @@ impl VosPool {
         anchor: &mut Anchor,
         max: usize,
     ) -> Result<Vec<Vec<u8>>> {
-        self.sh
-            .st
-            .lock()
+        self.lock_read()?
             .index
             .list_akeys(cont.as_u128(), oid, dkey, epr, anchor, max)
     }
@@ -685,9 +710,7 @@ impl VosPool {
         anchor: &mut Anchor,
         max: usize,
     ) -> Result<Vec<RecxEntry>> {
-        self.sh
-            .st
-            .lock()
+        self.lock_read()?
             .index
             .list_recxs(cont.as_u128(), oid, dkey, akey, epr, anchor, max)
     }

@@ -131,6 +131,18 @@ pub fn scan(
     data: &[u8],
     gen: u64,
     next_lsn: u64,
+    apply: impl FnMut(IndexOp),
+) -> Result<ScanInfo> {
+    scan_upto(path, data, gen, next_lsn, u64::MAX, apply)
+}
+
+/// [`scan`], stopping before the first batch whose records start at or after `stop_lsn`.
+pub fn scan_upto(
+    path: &Path,
+    data: &[u8],
+    gen: u64,
+    next_lsn: u64,
+    stop_lsn: u64,
     mut apply: impl FnMut(IndexOp),
 ) -> Result<ScanInfo> {
     let mut info = ScanInfo {
@@ -138,7 +150,7 @@ pub fn scan(
         ..Default::default()
     };
     let mut pos = 0usize;
-    while pos + HDR <= data.len() {
+    while pos + HDR <= data.len() && info.next_lsn < stop_lsn {
         let hdr = parse_header(&data[pos..]);
         let body_ok = hdr.as_ref().is_some_and(|h| {
             h.gen == gen
