@@ -1,6 +1,7 @@
 //! Typed configuration with one documented override layer: every field is optional; a field set in
 //! code beats the environment (`D_PROVIDER`, `D_INTERFACE`, `D_DOMAIN`, `D_PORT`, `CRT_TIMEOUT`,
-//! `CRT_CREDIT_EP_CTX`, `CART_SPIN_US`, `CART_SPIN_BURST_US`, `CART_INLINE_LIMIT`, `CART_RECV_COUNT`),
+//! `CRT_CREDIT_EP_CTX`, `CART_SPIN_US`, `CART_SPIN_BURST_US`, `CART_INLINE_LIMIT`, `CART_RECV_COUNT`,
+//! `CART_BULK_INFLIGHT`),
 //! which beats the defaults.
 
 use std::time::Duration;
@@ -59,6 +60,9 @@ pub struct Config {
     /// `CART_SPIN_BURST_US`: longest tight CQ-polling burst inside the spin window before the
     /// progress task yields to the runtime.
     pub spin_burst: Option<Duration>,
+    /// `CART_BULK_INFLIGHT`: bulk transfers kept in progress at once by a service that owns a
+    /// buffer pool (the self-test service), 1..=1024; default per provider (`ProviderCaps`).
+    pub bulk_inflight: Option<u32>,
 }
 
 /// A configuration with every field decided.
@@ -86,6 +90,8 @@ pub struct Resolved {
     pub spin_burst: Duration,
     /// Fruitless spinning after which each poll also calls sched_yield (None = never).
     pub spin_yield_after: Option<Duration>,
+    /// Bulk transfers a buffer-pool service keeps in progress at once.
+    pub bulk_inflight: u32,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -164,8 +170,21 @@ impl Config {
                 "inline limit {inline_limit} above 1 MiB"
             )));
         }
+        let bulk_inflight = match self.bulk_inflight {
+            Some(n) => n,
+            None => env("CART_BULK_INFLIGHT")
+                .map(|v| parse_num("CART_BULK_INFLIGHT", &v))
+                .transpose()?
+                .unwrap_or(provider.caps().bulk_inflight),
+        };
+        if !(1..=1024).contains(&bulk_inflight) {
+            return Err(CartError::Config(format!(
+                "CART_BULK_INFLIGHT {bulk_inflight} outside 1..=1024"
+            )));
+        }
         Ok(Resolved {
             provider,
+            bulk_inflight,
             interface,
             domain,
             port,
@@ -249,6 +268,15 @@ mod tests {
             ..Default::default()
         };
         assert!(zero.resolve().is_err());
+        assert_eq!(r.bulk_inflight, Provider::Shm.caps().bulk_inflight);
+        let e = Config {
+            bulk_inflight: Some(0),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("CART_BULK_INFLIGHT"), "{e}");
         let tcp = Config {
             provider: Some("ofi+tcp".into()),
             interface: Some("lo".into()),

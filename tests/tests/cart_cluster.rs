@@ -263,3 +263,40 @@ async fn sigkill_mid_stream_fails_pending_rpcs_promptly() {
     );
     assert!(t1.elapsed() < Duration::from_secs(5));
 }
+
+/// CPU time (user + system, in clock ticks) a process has used so far, from /proc/<pid>/stat.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// A server that has served RPCs and then goes idle stops spinning: its contexts block on the CQ
+/// wait fd (tcp) or back off (shm) instead of burning a core, and still answer the next RPC.
+/// A spinning server uses ~100 ticks per second per context; the bound allows 15 % of one core.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_servers_do_not_burn_a_core() {
+    for provider in ["ofi+tcp;ofi_rxm", "ofi+shm"] {
+        let c = cluster(provider, 1, 2);
+        let ctx = client(provider);
+        for tag in 0..2 {
+            echo_sizes(&ctx, &Endpoint::new(&c.group, 0, tag), &[8, 19 * 1024 + 1]).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let pid = c.servers[0].pid();
+        let t0 = Instant::now();
+        let before = cpu_ticks(pid);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let used = cpu_ticks(pid) - before;
+        let secs = t0.elapsed().as_secs_f64();
+        assert!(
+            (used as f64) < 0.15 * 100.0 * secs,
+            "{provider}: idle cart_server with 2 contexts used {used} CPU ticks in {secs:.1} s"
+        );
+        for tag in 0..2 {
+            echo_sizes(&ctx, &Endpoint::new(&c.group, 0, tag), &[8]).await;
+        }
+    }
+}

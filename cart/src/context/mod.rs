@@ -410,6 +410,10 @@ impl RpcCtx {
     pub fn tag(&self) -> Tag {
         self.inner.tag
     }
+    /// The serving context's resolved configuration.
+    pub fn config(&self) -> &Resolved {
+        &self.inner.cfg
+    }
     /// The serving context, if still open.
     pub fn context(&self) -> Option<Context> {
         let owner = self.inner.owner.get()?.upgrade()?;

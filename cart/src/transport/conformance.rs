@@ -169,3 +169,57 @@ fn tcp_has_a_wait_fd_and_shm_does_not() {
     let (s, _) = ofi_pair(Provider::Shm).unwrap();
     assert!(s.wait_fd().is_none());
 }
+
+/// A tcp endpoint that went to sleep (`try_wait` said yes) is woken through its wait fd by an
+/// arriving message: first on a connection that does not exist yet (the listening socket must be
+/// watched), then on the established one, several sleep/wake cycles in a row.
+#[tokio::test(flavor = "current_thread")]
+async fn tcp_sleeping_endpoint_wakes_when_a_message_arrives() {
+    let (a, b) = ofi_pair(Provider::TcpRxm).expect("tcp;ofi_rxm must open on 127.0.0.1");
+    let afd = super::ofi::async_wait_fd(&a)
+        .expect("tcp has a wait fd")
+        .expect("register the wait fd with tokio");
+    let pa = b.insert_addr(a.self_addr()).unwrap();
+    let (mut sa, mut sb) = (Seen::default(), Seen::default());
+    for round in 0..4u8 {
+        // Drain `a` until it agrees to sleep and its wait fd stays quiet (a wait fd that is
+        // readable while nothing arrives would make an idle context spin on a core).
+        let mut quiet = false;
+        for _ in 0..5 {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                drive(&*a, &mut sa);
+                if a.try_wait() {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "endpoint never agreed to sleep");
+            }
+            match tokio::time::timeout(Duration::from_millis(20), afd.readable()).await {
+                Err(_) => {
+                    quiet = true;
+                    break;
+                }
+                Ok(g) => g.expect("wait fd readiness").clear_ready(),
+            }
+        }
+        assert!(
+            quiet,
+            "round {round}: the wait fd is readable while nothing arrives"
+        );
+        b.send(pa, vec![round; 8], u64::from(round)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            drive(&*b, &mut sb);
+            if let Ok(g) = tokio::time::timeout(Duration::from_millis(1), afd.readable()).await {
+                g.expect("wait fd readiness").clear_ready();
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: the sleeping endpoint's wait fd never became readable"
+            );
+        }
+        let want = vec![round; 8];
+        pump(&*a, &mut sa, &*b, &mut sb, |sa, _| sa.msgs.contains(&want));
+    }
+}
