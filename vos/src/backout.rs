@@ -30,6 +30,8 @@ impl State {
         self.backing_out = true;
         self.fail_at = (self.wal.acked_lsn, self.wal.acked_pos);
         sh.order_cv.notify_all();
+        sh.written.lock().1 = true;
+        sh.written_cv.notify_all();
         true
     }
 }

@@ -4,12 +4,15 @@
 //! after its own fdatasync and after every earlier batch was acknowledged.
 //!
 //! Per batch: data-file writes + fdatasync(data), then the WAL batch write + fdatasync(wal).
-//! Each batch header records `durable_lsn` (everything below it was acknowledged before this
-//! batch was written); replay uses it to tell a torn tail (up to two unacknowledged batches)
-//! from damage in the middle of the log.
+//! Batch writes are issued in LSN order (`Shared::written`: a batch is written only after
+//! the previous batch's write completed; the fdatasyncs overlap). Each batch header records
+//! `durable_lsn` (everything below it was acknowledged before this batch was written); replay
+//! uses both to tell a torn tail (only the last written batch) from damage in the middle.
+//! A clean close appends an empty seal batch ([`seal`]).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -102,35 +105,19 @@ impl WalDev {
         }
     }
 
-    /// Writes one sealed batch at `pos` and makes it durable.
-    fn write_durable(
+    /// Writes one sealed batch at `pos`, calls `written` once the write has completed (before
+    /// the sync: the next batch may be written from then on), and makes it durable.
+    pub(crate) fn write_durable(
         &self,
         ring: &mut Ring,
         buf: &AlignedBuf,
         pos: u64,
         path: &Path,
         faults: Option<&Faults>,
+        written: impl FnOnce(),
     ) -> Result<()> {
         let fault = |p| faults.map_or(Ok(()), |f| f.check(p));
         fault(FaultPoint::WalWrite).map_err(|e| VosError::io(path, e))?;
-        let sync_fault = fault(FaultPoint::WalSync).map_err(|e| VosError::io(path, e));
-        if sync_fault.is_err() {
-            // The injected fdatasync error: the batch IS written, the sync "fails".
-            let r = match self {
-                WalDev::File { file, base, .. } => ring
-                    .run(&mut [IoOp::Write {
-                        file,
-                        buf: buf.as_slice(),
-                        off: base + pos,
-                    }])
-                    .remove(0)
-                    .map(|_| ()),
-                #[cfg(feature = "pmem")]
-                WalDev::Pmem(m) => m.lock().write_persist(pos as usize, buf.as_slice()),
-            };
-            r.map_err(|e| VosError::io(path, e))?;
-            return sync_fault;
-        }
         match self {
             WalDev::File { file, base, limit } => {
                 if pos + buf.len() as u64 > *limit {
@@ -140,24 +127,30 @@ impl WalDev {
                         free: *limit,
                     });
                 }
-                let res = if DSYNC.load(std::sync::atomic::Ordering::Relaxed) {
-                    ring.run(&mut [IoOp::WriteDsync {
+                let dsync = DSYNC.load(std::sync::atomic::Ordering::Relaxed);
+                let write = if dsync {
+                    IoOp::WriteDsync {
                         file,
                         buf: buf.as_slice(),
                         off: base + pos,
-                    }])
+                    }
                 } else {
-                    ring.run(&mut [
-                        IoOp::Write {
-                            file,
-                            buf: buf.as_slice(),
-                            off: base + pos,
-                        },
-                        IoOp::Fdatasync { file },
-                    ])
+                    IoOp::Write {
+                        file,
+                        buf: buf.as_slice(),
+                        off: base + pos,
+                    }
                 };
-                for r in res {
-                    r.map_err(|e| VosError::io(path, e))?;
+                ring.run(&mut [write])
+                    .remove(0)
+                    .map_err(|e| VosError::io(path, e))?;
+                written();
+                // The injected fdatasync error: the batch IS written, the sync "fails".
+                fault(FaultPoint::WalSync).map_err(|e| VosError::io(path, e))?;
+                if !dsync {
+                    ring.run(&mut [IoOp::Fdatasync { file }])
+                        .remove(0)
+                        .map_err(|e| VosError::io(path, e))?;
                 }
                 Ok(())
             }
@@ -166,7 +159,9 @@ impl WalDev {
                 let _ = ring;
                 m.lock()
                     .write_persist(pos as usize, buf.as_slice())
-                    .map_err(|e| VosError::io(path, e))
+                    .map_err(|e| VosError::io(path, e))?;
+                written();
+                fault(FaultPoint::WalSync).map_err(|e| VosError::io(path, e))
             }
         }
     }
@@ -187,6 +182,8 @@ pub struct WalState {
     pub acked_lsn: u64,
     /// WAL offset just past the last acknowledged batch (where unacknowledged ones start).
     pub acked_pos: u64,
+    /// Nothing was logged since the last seal (or the log is empty): close writes no seal.
+    pub sealed: bool,
     /// A checkpoint is being written: take no new batch.
     pub ckpt_busy: bool,
 }
@@ -325,6 +322,7 @@ fn take(sh: &Shared) -> Option<Job> {
         sh.flush_cv.wait(&mut st);
     }
     let batch = std::mem::take(&mut st.pending);
+    st.wal.sealed &= batch.builder.is_empty();
     let lsn_first = st.next_lsn;
     st.next_lsn += batch.builder.nrec() as u64;
     let len = if batch.builder.is_empty() {
@@ -435,7 +433,59 @@ fn write(
             return Err(VosError::Failed(f.clone()));
         }
     }
-    file.write_durable(ring, &buf, pos, path, sh.faults.as_deref())
+    // Write in LSN order (own small lock: the pool lock is busy with submitters). The previous
+    // write usually completes within tens of µs: yield a few times before sleeping.
+    for _ in 0..64 {
+        if sh.written_lsn.load(Ordering::Acquire) == lsn_first {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    {
+        let mut w = sh.written.lock();
+        while w.0 != lsn_first && !w.1 {
+            sh.written_cv.wait(&mut w);
+        }
+        if w.1 {
+            return Err(VosError::Failed(
+                sh.st.lock().failed.clone().unwrap_or_default(),
+            ));
+        }
+    }
+    let next = lsn_first + batch.builder.nrec() as u64;
+    file.write_durable(ring, &buf, pos, path, sh.faults.as_deref(), || {
+        sh.written.lock().0 = next;
+        sh.written_lsn.store(next, Ordering::Release);
+        sh.written_cv.notify_all();
+    })
+}
+
+/// At a clean close (every batch acknowledged): appends an empty batch whose `durable_lsn`
+/// covers the whole log, so replay can tell damage to the last data batches (corruption) from
+/// a torn tail. Best effort: a failure only loses that extra check.
+pub(crate) fn seal(sh: &Shared) {
+    let st = sh.st.lock();
+    if st.failed.is_some() || st.wal.sealed || st.wal.acked_lsn != st.next_lsn {
+        return;
+    }
+    let (file, path, gen, pos, lsn) = (
+        st.wal.file.clone(),
+        st.wal.path.clone(),
+        st.wal.gen,
+        st.wal.pos,
+        st.next_lsn,
+    );
+    drop(st);
+    let buf = crate::wal::BatchBuilder::default().seal(gen, lsn, lsn);
+    let mut ring = Ring::new(4);
+    match file.write_durable(&mut ring, &buf, pos, &path, None, || {}) {
+        Ok(()) => {
+            let mut st = sh.st.lock();
+            st.wal.pos += buf.len() as u64;
+            st.wal.sealed = true;
+        }
+        Err(e) => tracing::warn!(error = %e, "could not seal the WAL at close"),
+    }
 }
 
 /// Pre-zeroes `[start, end)` of a plain WAL file; batches placed there wait until this
@@ -515,6 +565,7 @@ fn checkpoint(sh: &Shared, body: &[u8], next_lsn: u64) -> Result<()> {
         st.wal.gen = new_gen;
         st.wal.pos = 0;
         st.wal.acked_pos = 0;
+        st.wal.sealed = true;
         st.wal.alloc = wal_len;
         st.wal.zeroed_to = wal_len;
     }

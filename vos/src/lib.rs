@@ -39,6 +39,11 @@
 //! - WAL write + fdatasync, not `RWF_DSYNC`: measured 3x slower here (virtio disk without FUA).
 //!   Writes and reads go through io_uring; fdatasync is a direct syscall on the flusher thread
 //!   (io_uring punts fsync to a kernel worker: 1.5-2.5x slower on the loaded 2 cores).
+//! - WAL batch writes are issued in LSN order (a batch is written once the previous batch's
+//!   write completed; fdatasyncs overlap) and a clean close appends an empty seal batch, so
+//!   replay reports damage followed by a valid later batch as corruption naming the WAL file and
+//!   offsets (the later header's `durable_lsn` or LSN order proves it is not a torn write);
+//!   only the last batch of an unsealed log can be discarded as a torn tail.
 //! - A failed flush (data-file write, WAL write or fdatasync) turns the pool read-only, as DAOS
 //!   marks the target faulty: `backout` waits for the batches in flight, erases the failed WAL
 //!   batches, rebuilds the index from checkpoint + WAL below the failed LSN, and only then fails

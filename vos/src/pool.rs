@@ -111,6 +111,12 @@ pub(crate) struct Shared {
     pub(crate) pmem_wal_len: u64,
     pub(crate) wal_chunk: u64,
     pub(crate) faults: Option<Arc<crate::fault::Faults>>,
+    /// (Next LSN whose WAL batch write has not completed, pool failed): a batch is written only
+    /// after the one before it, so a valid batch never follows a torn one after a process crash.
+    pub(crate) written: Mutex<(u64, bool)>,
+    pub(crate) written_cv: Condvar,
+    /// Lock-free copy of `written.0` for the short spin before sleeping.
+    pub(crate) written_lsn: std::sync::atomic::AtomicU64,
 }
 
 /// One target's versioned object store. Dropping it (or [`VosPool::close`]) flushes what is queued.
@@ -209,6 +215,7 @@ impl VosPool {
                     zeroed_to: wal_len,
                     acked_lsn: info.next_lsn,
                     acked_pos: info.end,
+                    sealed: info.sealed,
                     ckpt_busy: false,
                 },
             }),
@@ -231,6 +238,9 @@ impl VosPool {
             pmem_wal_len: cfg.pmem_wal_len(),
             wal_chunk: align_up(cfg.wal_chunk.max(4096)),
             faults: cfg.faults.clone(),
+            written: Mutex::new((info.next_lsn, false)),
+            written_cv: Condvar::new(),
+            written_lsn: info.next_lsn.into(),
         });
         let zeros = Arc::new(AlignedBuf::zeroed(sh.wal_chunk as usize));
         let mut threads = Vec::new();
@@ -279,8 +289,12 @@ impl VosPool {
         self.sh.order_cv.notify_all();
         self.sh.reads.lock().1 = true;
         self.sh.read_cv.notify_all();
+        let stopped = !self.threads.is_empty();
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+        if stopped {
+            flusher::seal(&self.sh);
         }
     }
 

@@ -9,11 +9,15 @@
 //! A batch is written with one O_DIRECT write and made durable with one fdatasync before any of
 //! its updates is acknowledged; up to two batches are in flight, acknowledged in LSN order.
 //! `durable_lsn` is the next LSN not yet acknowledged when the batch was written. Replay stops
-//! at the first batch whose header or body checksum fails. If a valid later batch of the same
-//! generation has `durable_lsn` beyond the failed batch's LSN, the failed batch had been
-//! acknowledged before: that is damage in the middle of the log and replay fails with an error
-//! naming the file instead of silently dropping acknowledged updates. Otherwise it is a torn
-//! tail (unacknowledged batches) and is discarded.
+//! at the first batch whose header or body checksum fails. Batch writes are issued in LSN order
+//! (a batch is written only once the previous batch's write has completed; their fdatasyncs
+//! still overlap), so after a crash only the last written batch can be torn. If a complete,
+//! checksum-valid batch of the same generation follows the failed one (with higher LSNs, or a
+//! `durable_lsn` showing the failed batch was acknowledged), the log is damaged in the middle:
+//! replay fails with an error naming the file and both offsets instead of silently dropping
+//! acknowledged updates. Otherwise it is a torn tail and is discarded. A clean close appends an
+//! empty "seal" batch whose `durable_lsn` covers everything, so damage to the last data batch
+//! of a cleanly closed pool is reported too.
 
 use std::path::Path;
 
@@ -122,6 +126,8 @@ pub struct ScanInfo {
     pub torn_bytes: u64,
     /// End of the bytes that must be zeroed before the log is appended to again.
     pub dirty_end: u64,
+    /// The log is empty or ends with a seal (an empty batch written at a clean close).
+    pub sealed: bool,
 }
 
 /// Replays the log `data` (the whole file) of generation `gen`, starting at `next_lsn`, handing
@@ -147,6 +153,7 @@ pub fn scan_upto(
 ) -> Result<ScanInfo> {
     let mut info = ScanInfo {
         next_lsn,
+        sealed: true,
         ..Default::default()
     };
     let mut pos = 0usize;
@@ -163,12 +170,24 @@ pub fn scan_upto(
                 Some(h) if h.gen == gen => pos + align_up((HDR + h.body_len) as u64) as usize,
                 _ => pos + BLOCK,
             };
-            if let Some(at) = later_valid_batch(data, skip_to, gen, info.next_lsn) {
+            if let Some((at, h)) = later_valid_batch(data, skip_to, gen, info.next_lsn) {
+                let why = if h.durable_lsn > info.next_lsn {
+                    format!(
+                        "its durable_lsn {} shows LSN {} had been acknowledged",
+                        h.durable_lsn, info.next_lsn
+                    )
+                } else {
+                    "batches are written in LSN order, so the damaged one had been \
+                     written completely before it: not a torn write"
+                        .to_string()
+                };
                 return Err(VosError::corrupt(
                     path,
                     format!(
-                        "WAL batch at offset {pos} fails its checksum but a valid batch follows at offset {at}: \
-                         the log is damaged in the middle, not torn at the end"
+                        "WAL batch at offset {pos} (LSN {}) fails its checksum but a valid batch \
+                         follows at offset {at} (LSN {}): {why}; the log is damaged in the \
+                         middle, and discarding it would drop acknowledged updates",
+                        info.next_lsn, h.lsn_first
                     ),
                 ));
             }
@@ -220,6 +239,7 @@ pub fn scan_upto(
             info.records += 1;
         }
         info.batches += 1;
+        info.sealed = h.nrec == 0;
         info.next_lsn += h.nrec as u64;
         pos += align_up((HDR + h.body_len) as u64) as usize;
         info.end = pos as u64;
@@ -227,17 +247,30 @@ pub fn scan_upto(
     Ok(info)
 }
 
-fn later_valid_batch(data: &[u8], from: usize, gen: u64, min_lsn: u64) -> Option<usize> {
+/// Evidence that the failed batch at `lsn` is not a torn tail: a later batch header of `gen`
+/// whose `durable_lsn` shows `lsn` acknowledged (preferred), or else the first complete,
+/// checksum-valid later batch of `gen` with higher LSNs.
+fn later_valid_batch(data: &[u8], from: usize, gen: u64, lsn: u64) -> Option<(usize, Header)> {
     let mut p = from.div_ceil(BLOCK) * BLOCK;
+    let mut first = None;
     while p + HDR <= data.len() {
         if let Some(h) = parse_header(&data[p..]) {
-            if h.gen == gen && h.durable_lsn > min_lsn {
-                return Some(p);
+            let end = p + HDR + h.body_len;
+            if h.gen == gen && h.durable_lsn > lsn {
+                // A valid header alone proves `lsn` was acknowledged when it was written.
+                return Some((p, h));
+            }
+            if h.gen == gen
+                && h.lsn_first > lsn
+                && end <= data.len()
+                && crc32c::crc32c(&data[p + HDR..end]) == h.body_crc
+            {
+                first = first.or(Some((p, h)));
             }
         }
         p += BLOCK;
     }
-    None
+    first
 }
 
 #[cfg(test)]
@@ -294,18 +327,59 @@ mod tests {
         assert!(e.to_string().contains("wal.x"), "{e}");
     }
 
-    #[test]
-    fn two_unacknowledged_batches_in_flight_are_a_torn_tail() {
-        // Batch 2 was written while batch 1 was in flight (durable_lsn 1 = nothing acked yet).
+    /// Batches (lsn, durable_lsn) of one record each, 4 KiB apart, then 8 KiB of zeros.
+    fn log_acked(batches: &[(u64, u64)]) -> Vec<u8> {
         let mut v = Vec::new();
-        for (lsn, durable) in [(1u64, 1u64), (2, 1)] {
+        for &(lsn, durable) in batches {
             let mut bb = BatchBuilder::default();
             bb.push(&op(lsn));
             v.extend_from_slice(bb.seal(7, lsn, durable).as_slice());
         }
+        v.resize(v.len() + 8192, 0);
+        v
+    }
+
+    #[test]
+    fn damage_followed_by_a_valid_in_flight_batch_is_corruption_not_a_torn_tail() {
+        // Batch 2 was written while batch 1 was still in flight (durable_lsn 1: nothing acked
+        // yet), so durable_lsn alone cannot tell; but batch 2 is only written once batch 1's
+        // write completed, so a damaged batch 1 is not a torn write.
+        for flip in [HDR + 1, 3, 20, 44] {
+            let mut v = log_acked(&[(1, 1), (2, 1)]);
+            v[flip] ^= 0xff;
+            let e = scan(Path::new("wal.7"), &v, 7, 1, |_| {}).unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.contains("wal.7") && msg.contains("offset 0"), "{msg}");
+            assert!(msg.contains("offset 4096"), "{msg}");
+        }
+        // The same damage with an acknowledging batch after it names the durable_lsn.
+        let mut v = log_acked(&[(1, 1), (2, 1), (3, 3)]);
         v[HDR + 1] ^= 0xff;
+        let msg = scan(Path::new("w"), &v, 7, 1, |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("durable_lsn"), "{msg}");
+    }
+
+    #[test]
+    fn only_the_last_batch_damaged_is_a_torn_tail_and_stale_batches_do_not_count() {
+        let mut v = log_acked(&[(1, 1), (2, 1)]);
+        v[4096 + HDR + 1] ^= 0xff;
+        let info = scan(Path::new("w"), &v, 7, 1, |_| {}).unwrap();
+        assert_eq!((info.records, info.end), (1, 4096));
+        assert!(info.torn_bytes > 0);
+        // A later batch whose body fails its checksum too is part of the torn tail.
+        let mut v = log_acked(&[(1, 1), (2, 1)]);
+        v[HDR + 1] ^= 0xff;
+        v[4096 + HDR + 1] ^= 0xff;
         let info = scan(Path::new("w"), &v, 7, 1, |_| {}).unwrap();
         assert_eq!((info.records, info.end), (0, 0));
-        assert!(info.torn_bytes > 0);
+        // A valid batch of an older generation (a reused kdev region) is not evidence.
+        let mut v = log_acked(&[(1, 1)]);
+        let mut bb = BatchBuilder::default();
+        bb.push(&op(9));
+        v[4096..8192].copy_from_slice(bb.seal(6, 2, 9).as_slice());
+        v[HDR + 1] ^= 0xff;
+        assert!(scan(Path::new("w"), &v, 7, 1, |_| {}).is_ok());
     }
 }

@@ -48,10 +48,18 @@ fn three_batches() -> (tempfile::TempDir, PoolConfig) {
     (d, cfg)
 }
 
+/// Zeroes the 4 KiB block at `off` (the seal a clean close appends: without it the log looks
+/// like the process died right after its last batch).
+fn zero_block(path: &std::path::Path, off: u64) {
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(&[0u8; 4096], off).unwrap();
+}
+
 #[test]
 fn flipped_byte_in_wal_tail_is_discarded_cleanly() {
     let (_d, cfg) = three_batches();
     let wal = wal_file(&cfg.bdev_path);
+    zero_block(&wal, 4 * 4096); // the seal: as if killed before close
     flip(&wal, 3 * 4096 + 60); // body of the last batch (batches: create, u0, u1, u2)
     let p = VosPool::open(&cfg).unwrap();
     let st = p.recovery_stats();
@@ -90,6 +98,38 @@ fn flipped_byte_in_wal_tail_is_discarded_cleanly() {
     let p = VosPool::open(&cfg).unwrap();
     assert_eq!(p.recovery_stats().wal_records, 4);
     assert_eq!(p.recovery_stats().torn_bytes, 0);
+}
+
+#[test]
+fn flipped_byte_in_last_batch_of_a_cleanly_closed_pool_is_corruption() {
+    // The seal written at close records every batch as acknowledged: damage to the last data
+    // batch is not a torn tail, and dropping it would lose an acknowledged update.
+    let (_d, cfg) = three_batches();
+    let wal = wal_file(&cfg.bdev_path);
+    flip(&wal, 3 * 4096 + 60);
+    let e = VosPool::open(&cfg).unwrap_err();
+    assert!(matches!(e, VosError::Corrupt { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains(wal.to_str().unwrap()), "{msg}");
+    assert!(
+        msg.contains("offset 12288") && msg.contains("durable_lsn"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn flipped_header_byte_of_a_batch_followed_by_a_later_batch_is_corruption() {
+    // Even without the seal (killed, not closed): u1 damaged, u2 valid after it.
+    let (_d, cfg) = three_batches();
+    let wal = wal_file(&cfg.bdev_path);
+    zero_block(&wal, 4 * 4096);
+    flip(&wal, 2 * 4096 + 17); // header (lsn_first) of u1
+    let e = VosPool::open(&cfg).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("offset 8192") && msg.contains("offset 12288"),
+        "{msg}"
+    );
 }
 
 #[test]
