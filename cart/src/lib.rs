@@ -55,6 +55,14 @@
 //!   (8.12, 1.43), shm 2.45 (1.14, 2.14). What remains is the RPC's own latency (median 10–11 µs
 //!   tcp, 2 µs shm at 1 in flight); `CART_SPIN_YIELD_US` off vs 5 µs made no difference (70–73k
 //!   RPC/s tcp, 275–291k shm, same minute).
+//! - The CQ wait fd is registered with tokio's reactor only while the loop sleeps (two epoll_ctl
+//!   per sleep), not for the context's life: while registered, every packet also runs the wake-up
+//!   callback of tokio's epoll, busy or not. tcp, 8 B, 1 in flight, median µs, 3 alternating
+//!   pairs: 11.16/11.05/11.24 registered for good, 10.60/10.64/10.93 per sleep. Measured on a raw
+//!   endpoint ping-pong (no cart, busy polling): `FI_WAIT_FD` alone costs 9.6–9.8 µs per round trip
+//!   against 8.7–9.0 with `FI_WAIT_NONE` and fi_pingpong's 8.5–8.9 (rxm then nests the tcp CQ's
+//!   epoll fd in ours); `FI_WAIT_POLLFD` was tried and rejected: over tcp;ofi_rxm 1.17 its fd list
+//!   held one always-readable fd, so an idle context spun (the idle-CPU test catches that).
 //! - The self-test service keeps `CART_BULK_INFLIGHT` buffers per session (shm 1, tcp 4), and
 //!   the client exposes one read-only BULK_GET source for all its slots: 1 MiB BULK_GET at 16 in
 //!   flight over shm went from 8.5–8.9 GB/s (a buffer per slot on both sides: 32 MiB of cold memory

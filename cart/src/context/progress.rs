@@ -35,13 +35,9 @@ const POLL_BACKOFF_MIN: Duration = Duration::from_micros(10);
 const POLL_BACKOFF_MAX: Duration = Duration::from_micros(640);
 
 pub(super) async fn progress_loop(inner: Arc<CtxInner>) {
-    let afd = crate::transport::ofi::async_wait_fd(&inner.t).and_then(|r| match r {
-        Ok(a) => Some(a),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch the CQ wait fd; polling instead");
-            None
-        }
-    });
+    // The wait fd is registered with tokio's reactor only while the loop sleeps (see below), so
+    // it is just checked for here.
+    let afd = inner.t.wait_fd().map(|_| ());
     let spin = inner.cfg.spin;
     let burst = inner.cfg.spin_burst;
     let yield_after = inner.cfg.spin_yield_after;
@@ -113,12 +109,26 @@ pub(super) async fn progress_loop(inner: Arc<CtxInner>) {
         inner.sleeping.store(true, Ordering::SeqCst);
         let mut kicked = false;
         match &afd {
-            Some(afd) => {
+            Some(()) => {
                 if inner.t.try_wait() {
-                    tokio::select! {
-                        r = afd.readable() => { if let Ok(mut g) = r { g.clear_ready() } kicked = true; }
-                        _ = inner.wake.notified() => kicked = true,
-                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    // Register the wait fd for this sleep only: while it sits in tokio's epoll
+                    // set, every packet also runs that epoll's wake-up callback, busy or not.
+                    match crate::transport::ofi::async_wait_fd(&inner.t) {
+                        Some(Ok(afd)) => {
+                            tokio::select! {
+                                r = afd.readable() => { if let Ok(mut g) = r { g.clear_ready() } kicked = true; }
+                                _ = inner.wake.notified() => kicked = true,
+                                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                            }
+                        }
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, "cannot watch the CQ wait fd; sleeping 1 ms");
+                            tokio::select! {
+                                _ = inner.wake.notified() => kicked = true,
+                                _ = tokio::time::sleep(Duration::from_millis(1)) => {}
+                            }
+                        }
+                        None => {}
                     }
                 } else {
                     kicked = true;
