@@ -13,7 +13,6 @@
 //! enumerations keep serving the durable state until the pool is reopened.
 
 use crate::alloc::Allocator;
-use crate::config::ScmClass;
 use crate::error::{Result, VosError};
 use crate::index::Index;
 use crate::pool::{Shared, State};
@@ -90,12 +89,5 @@ pub(crate) fn back_out(sh: &Shared) {
 
 /// The index a reopen would load, limited to records below `stop_lsn`.
 fn reload(sh: &Shared, stop_lsn: u64) -> Result<Index> {
-    let (gen, mut index, lsn0, _) = sh.layout.load_ckpt()?;
-    let (label, data) = sh
-        .layout
-        .read_wal(&sh.wal_dir, gen, sh.scm_class == ScmClass::Dcpm)?;
-    crate::wal::scan_upto(&label, &data, gen, lsn0, stop_lsn, |op| {
-        index.apply(op);
-    })?;
-    Ok(index)
+    crate::recovery::load(&sh.layout, &sh.wal_dir, sh.scm_class, stop_lsn).map(|l| l.index)
 }

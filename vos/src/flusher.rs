@@ -21,6 +21,7 @@ use crate::ckpt;
 use crate::config::ScmClass;
 use crate::error::{Result, VosError};
 use crate::fault::{FaultPoint, Faults};
+use crate::index::Index;
 use crate::layout::Layout;
 use crate::pool::{Pending, Shared};
 use crate::uring::{open_direct, AlignedBuf, IoOp, Ring};
@@ -184,8 +185,10 @@ pub struct WalState {
     pub acked_pos: u64,
     /// Nothing was logged since the last seal (or the log is empty): close writes no seal.
     pub sealed: bool,
-    /// A checkpoint is being written: take no new batch.
+    /// Take no new batch (a kdev/dcpm checkpoint, or the WAL switch at a checkpoint's end).
     pub ckpt_busy: bool,
+    /// A checkpoint is being made (at most one at a time).
+    pub ckpt_running: bool,
 }
 
 struct Job {
@@ -201,8 +204,12 @@ struct Job {
     ckpt: Option<CkptJob>,
 }
 
-/// Encoded index, the LSN it covers up to, and who waits for it.
-type CkptJob = (Vec<u8>, u64, Vec<crate::completion::Completer<Result<()>>>);
+/// A copy of the index, the LSN it covers up to, and who waits for it.
+type CkptJob = (
+    Box<Index>,
+    u64,
+    Vec<crate::completion::Completer<Result<()>>>,
+);
 
 pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>) {
     let mut ring = Ring::new(256);
@@ -280,14 +287,15 @@ pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>) {
                 }
             }
         }
-        if let Some((body, next_lsn, waiters)) = ckpt {
+        if let Some((snapshot, next_lsn, waiters)) = ckpt {
             let r = match &failed {
-                None => checkpoint(&sh, &body, next_lsn),
+                None => checkpoint(&sh, snapshot, next_lsn),
                 Some(f) => Err(VosError::Failed(f.clone())),
             };
             let leader = {
                 let mut st = sh.st.lock();
                 st.wal.ckpt_busy = false;
+                st.wal.ckpt_running = false;
                 match &r {
                     Err(e) => st.fail(&sh, e),
                     Ok(()) => false,
@@ -312,7 +320,8 @@ pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>) {
 fn take(sh: &Shared) -> Option<Job> {
     let mut st = sh.st.lock();
     loop {
-        let has_work = !st.pending.builder.is_empty() || !st.ckpt_waiters.is_empty();
+        let has_work =
+            !st.pending.builder.is_empty() || (!st.ckpt_waiters.is_empty() && !st.wal.ckpt_running);
         if !st.wal.ckpt_busy && has_work {
             break;
         }
@@ -354,16 +363,19 @@ fn take(sh: &Shared) -> Option<Job> {
         zero_later = Some((st.wal.alloc, st.wal.alloc + sh.wal_chunk));
         st.wal.alloc += sh.wal_chunk;
     }
-    let due = st.wal.pos > sh.wal_ckpt_bytes || !st.ckpt_waiters.is_empty();
+    let due =
+        !st.wal.ckpt_running && (st.wal.pos > sh.wal_ckpt_bytes || !st.ckpt_waiters.is_empty());
     let ckpt = (due && st.failed.is_none()).then(|| {
-        st.wal.ckpt_busy = true;
-        (
-            ckpt::encode_index(&st.index),
-            st.next_lsn,
-            std::mem::take(&mut st.ckpt_waiters),
-        )
+        // A copy of the index under the lock (the encode runs outside it). Batches keep flowing
+        // into this WAL while the checkpoint is made, except on a kdev WAL region.
+        let t = Instant::now();
+        st.wal.ckpt_running = true;
+        st.wal.ckpt_busy = !concurrent_ckpt(sh);
+        let snap = Box::new(st.index.clone());
+        st.last_ckpt.snapshot = t.elapsed();
+        (snap, st.next_lsn, std::mem::take(&mut st.ckpt_waiters))
     });
-    if ckpt.is_none() && !st.ckpt_waiters.is_empty() {
+    if ckpt.is_none() && st.failed.is_some() && !st.ckpt_waiters.is_empty() {
         // Failed pool: answer checkpoint requests now.
         for w in std::mem::take(&mut st.ckpt_waiters) {
             w.complete(Err(VosError::Failed(st.failed.clone().unwrap_or_default())));
@@ -541,13 +553,24 @@ fn zero_wal(
     Ok(())
 }
 
-/// Writes `ckpt.<gen+1>` (covering every record so far), switches to `wal.<gen+1>`, removes
-/// the previous generation. Runs with no other batch in flight (`ckpt_busy`).
-fn checkpoint(sh: &Shared, body: &[u8], next_lsn: u64) -> Result<()> {
+/// Can batches continue while a checkpoint is made? Yes with one WAL file per generation on
+/// the bdev tier; not on a kdev WAL region (one generation at a time) nor on a fixed-size
+/// dcpm mapping (its slack could fill up during a long checkpoint).
+fn concurrent_ckpt(sh: &Shared) -> bool {
+    matches!(sh.layout, Layout::Dir { .. }) && sh.scm_class == ScmClass::Ram
+}
+
+/// Encodes `snapshot` (the index at `next_lsn`) and writes it as `ckpt.<gen+1>`, then switches
+/// to `wal.<gen+1>` once the batches written meanwhile are acknowledged, and removes what is no
+/// longer needed (`wal.<gen>` stays if it holds records at or after `next_lsn`).
+fn checkpoint(sh: &Shared, snapshot: Box<Index>, next_lsn: u64) -> Result<()> {
+    let t0 = Instant::now();
+    let body = ckpt::encode_index(&snapshot);
+    drop(snapshot);
+    let encode = t0.elapsed();
     let gen = sh.st.lock().wal.gen;
     let new_gen = gen + 1;
-    let t0 = Instant::now();
-    sh.layout.write_ckpt(new_gen, next_lsn, body)?;
+    sh.layout.write_ckpt(new_gen, next_lsn, &body)?;
     let (wal, path, wal_len) = open_wal(
         &sh.layout,
         sh.scm_class,
@@ -558,8 +581,16 @@ fn checkpoint(sh: &Shared, body: &[u8], next_lsn: u64) -> Result<()> {
     if !matches!(&sh.layout, Layout::Dev(_)) || sh.scm_class == ScmClass::Dcpm {
         ckpt::sync_dir(&sh.wal_dir)?;
     }
-    {
+    let tail = {
         let mut st = sh.st.lock();
+        // Switch only with no batch in flight: take none, wait for those already taken.
+        st.wal.ckpt_busy = true;
+        while st.wal.acked_lsn != st.next_lsn && st.failed.is_none() {
+            sh.order_cv.wait(&mut st);
+        }
+        if let Some(f) = &st.failed {
+            return Err(VosError::Failed(f.clone()));
+        }
         st.wal.path = path;
         st.wal.file = Arc::new(wal);
         st.wal.gen = new_gen;
@@ -568,11 +599,18 @@ fn checkpoint(sh: &Shared, body: &[u8], next_lsn: u64) -> Result<()> {
         st.wal.sealed = true;
         st.wal.alloc = wal_len;
         st.wal.zeroed_to = wal_len;
-    }
-    sh.layout.retire(&sh.wal_dir, new_gen);
+        st.last_ckpt.encode = encode;
+        st.last_ckpt.total = t0.elapsed();
+        st.last_ckpt.bytes = body.len() as u64;
+        st.last_ckpt.tail_records = st.next_lsn - next_lsn;
+        st.next_lsn > next_lsn
+    };
+    let wal_below = if tail { gen } else { new_gen };
+    sh.layout.retire(&sh.wal_dir, new_gen, wal_below);
     tracing::info!(
         gen = new_gen,
         bytes = body.len(),
+        encode_ms = encode.as_millis() as u64,
         ms = t0.elapsed().as_millis() as u64,
         "checkpoint written"
     );

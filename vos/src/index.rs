@@ -14,7 +14,7 @@ use crate::akey::{add_punch, floor_of, AkeyEntry, AkeyValue, DiskCopy, Payload};
 use crate::error::{Result, VosError};
 use crate::types::{cond, Anchor, Epoch, EpochRange, FetchIod, Fetched, Oid, Recx, RecxEntry};
 
-type AkeyKey = (u128, Vec<u8>, Vec<u8>);
+use crate::akeymap::{AkeyKey, AkeyMap};
 
 /// One value of an update as recorded: payload inline or already placed in the data file.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
@@ -68,7 +68,7 @@ pub enum IndexOp {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
 pub struct Container {
-    akeys: BTreeMap<AkeyKey, AkeyEntry>,
+    akeys: AkeyMap,
     obj_punch: BTreeMap<u128, Vec<Epoch>>,
     dkey_punch: BTreeMap<(u128, Vec<u8>), Vec<Epoch>>,
     /// Highest epoch aggregated so far: history at or below it is merged, so new updates and
@@ -281,7 +281,7 @@ impl Index {
                     return freed;
                 };
                 for iod in iods {
-                    let a = c.akeys.entry((oid, dkey.clone(), iod.akey)).or_default();
+                    let a = c.akeys.entry_or_default((oid, dkey.clone(), iod.akey));
                     match iod.value {
                         OpValue::Single(p) => freed.extend(a.put_single(epoch, p)),
                         OpValue::Array { rsize, exts } => {
@@ -307,7 +307,7 @@ impl Index {
                     (Some(d), None) => add_punch(c.dkey_punch.entry((oid, d)).or_default(), epoch),
                     // A punch of a key never written still hides older updates that arrive later.
                     (Some(d), Some(a)) => {
-                        add_punch(&mut c.akeys.entry((oid, d, a)).or_default().punches, epoch)
+                        add_punch(&mut c.akeys.entry_or_default((oid, d, a)).punches, epoch)
                     }
                 }
             }
@@ -648,7 +648,7 @@ impl Index {
         let mut n = 0u64;
         for c in self.conts.values() {
             n += 64 + 40 * (c.obj_punch.len() + c.dkey_punch.len()) as u64;
-            for ((_, d, a), e) in &c.akeys {
+            for ((_, d, a), e) in c.akeys.iter() {
                 n += 96 + d.len() as u64 + a.len() as u64 + 8 * e.punches.len() as u64;
                 n += 40 * e.versions() as u64;
                 n += e

@@ -441,8 +441,9 @@ impl Layout {
         )
     }
 
-    /// Removes what generations below `gen` left behind.
-    pub fn retire(&self, wal_dir: &Path, gen: u64) {
+    /// Removes checkpoints below `gen` and WALs below `wal_below` (`gen`, or `gen - 1` while the
+    /// WAL of `gen - 1` holds records written during checkpoint `gen`; see `recovery`).
+    pub fn retire(&self, wal_dir: &Path, gen: u64, wal_below: u64) {
         if let Layout::Dir { dir } = self {
             for g in ckpt::list_gens(dir, "ckpt.")
                 .unwrap_or_default()
@@ -455,7 +456,7 @@ impl Layout {
         for g in ckpt::list_gens(wal_dir, "wal.")
             .unwrap_or_default()
             .into_iter()
-            .filter(|g| *g < gen)
+            .filter(|g| *g < wal_below)
         {
             let _ = std::fs::remove_file(ckpt::wal_path(wal_dir, g));
         }

@@ -40,6 +40,20 @@ pub struct RecoveryStats {
     pub elapsed: Duration,
 }
 
+/// What the last checkpoint cost.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CheckpointStats {
+    /// Time the pool lock was held to copy the index (foreground calls wait this long).
+    pub snapshot: Duration,
+    /// Encoding the copy (outside the lock).
+    pub encode: Duration,
+    /// Encode + write + sync + WAL switch.
+    pub total: Duration,
+    pub bytes: u64,
+    /// Records logged while the checkpoint was made (kept in the previous WAL's tail).
+    pub tail_records: u64,
+}
+
 /// A large value copied into an aligned buffer, with its crc32c.
 type Prepared = Option<(Arc<AlignedBuf>, u32)>;
 
@@ -78,6 +92,7 @@ pub(crate) struct State {
     pub(crate) deferred_frees: Vec<(u64, u64, u64)>,
     /// Estimated DRAM metadata bytes (exact after aggregation/discard/destroy, estimated in between).
     pub(crate) meta_est: u64,
+    pub(crate) last_ckpt: CheckpointStats,
 }
 
 pub(crate) struct ReadJob {
@@ -154,33 +169,33 @@ impl VosPool {
         let t0 = Instant::now();
         let (layout, hdr, lock) = Layout::open(cfg)?;
         let dir = layout.path().to_path_buf();
-        let (gen, mut index, lsn0, ckpt_bytes) = layout.load_ckpt()?;
         let wal_dir = cfg.wal_dir().to_path_buf();
         if cfg.scm_class == ScmClass::Dcpm || cfg.bdev_class != crate::config::BdevClass::Kdev {
             std::fs::create_dir_all(&wal_dir).map_err(|e| VosError::io(&wal_dir, e))?;
         }
-        let (wal_label, wal_data) =
-            layout.read_wal(&wal_dir, gen, cfg.scm_class == ScmClass::Dcpm)?;
-        let info = crate::wal::scan(&wal_label, &wal_data, gen, lsn0, |op| {
-            index.apply(op);
-        })?;
+        let loaded = crate::recovery::load(&layout, &wal_dir, cfg.scm_class, u64::MAX)?;
+        let (gen, index, ckpt_bytes, info) =
+            (loaded.gen, loaded.index, loaded.ckpt_bytes, loaded.info);
+        // Zero whatever follows the valid log so a later replay can never see stale batches.
+        if let Some((path, from, to)) = &loaded.prev_torn {
+            let (w, _) = flusher::WalDev::open(cfg.scm_class, path, cfg.pmem_wal_len())?;
+            w.zero_range(*from, *to, path)?;
+        }
         let (wal, wal_path, wal_len) =
             flusher::open_wal(&layout, cfg.scm_class, &wal_dir, gen, cfg.pmem_wal_len())?;
-        // Zero whatever follows the valid log so a later replay can never see stale batches.
         if info.dirty_end > info.end {
             wal.zero_range(info.end, info.dirty_end, &wal_path)?;
         }
-        drop(wal_data);
-        layout.retire(&wal_dir, gen);
+        layout.retire(&wal_dir, gen, gen.saturating_sub(1));
         let alloc = Allocator::new(hdr.data_size, index.allocations());
         let meta_est = index.meta_bytes();
         let (data, data_path, data_base) = layout.data()?;
         let recovery = RecoveryStats {
             ckpt_gen: gen,
             ckpt_bytes,
-            wal_batches: info.batches,
-            wal_records: info.records,
-            torn_bytes: info.torn_bytes,
+            wal_batches: loaded.batches,
+            wal_records: loaded.records,
+            torn_bytes: loaded.torn_bytes,
             akeys: index.akey_count(),
             elapsed: t0.elapsed(),
         };
@@ -203,6 +218,7 @@ impl VosPool {
                 ckpt_waiters: Vec::new(),
                 next_lsn: info.next_lsn,
                 meta_est,
+                last_ckpt: CheckpointStats::default(),
                 read_seq: 0,
                 active_reads: Default::default(),
                 deferred_frees: Vec::new(),
@@ -217,6 +233,7 @@ impl VosPool {
                     acked_pos: info.end,
                     sealed: info.sealed,
                     ckpt_busy: false,
+                    ckpt_running: false,
                 },
             }),
             flush_cv: Condvar::new(),
@@ -739,6 +756,11 @@ impl VosPool {
             data_total: st.alloc.total(),
             wal_bytes: st.wal.pos,
         }
+    }
+
+    /// What the last checkpoint cost (zero before the first one).
+    pub fn last_checkpoint(&self) -> CheckpointStats {
+        self.sh.st.lock().last_ckpt
     }
 
     /// Writes a checkpoint now and starts a new WAL generation; completes when durable.

@@ -109,6 +109,13 @@ fn parse_header(b: &[u8]) -> Option<Header> {
     })
 }
 
+/// The first LSN of the log `b` of generation `gen`, if it starts with a valid batch header.
+pub fn first_lsn(b: &[u8], gen: u64) -> Option<u64> {
+    parse_header(b)
+        .filter(|h| h.gen == gen)
+        .map(|h| h.lsn_first)
+}
+
 /// The generation of a valid batch header at the start of `b`, if any.
 pub fn header_gen(b: &[u8]) -> Option<u64> {
     parse_header(b).map(|h| h.gen)

@@ -12,7 +12,7 @@ mod fio;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use daos_common::ids::Uuid;
@@ -212,8 +212,9 @@ fn recovery(args: &Args, n: u64) -> Result<serde_json::Value, String> {
         async move { f.await.map_err(|e| e.to_string()) }
     })?;
     pb.finish_and_clear();
+    let mut stall = json!(null);
     if args.checkpoint {
-        pool.checkpoint().wait().map_err(|e| e.to_string())?;
+        stall = checkpoint_stall(&pool, cont, n)?;
     }
     let pool = Arc::try_unwrap(pool).map_err(|_| "pool still shared".to_string())?;
     pool.close().map_err(|e| e.to_string())?;
@@ -243,10 +244,68 @@ fn recovery(args: &Args, n: u64) -> Result<serde_json::Value, String> {
         "objects": n,
         "recovery_s": secs,
         "from_checkpoint": args.checkpoint,
+        "checkpoint_stall": stall,
         "ckpt_bytes": st.ckpt_bytes,
         "wal_batches": st.wal_batches,
         "wal_records": st.wal_records,
         "write_ops_per_sec": n as f64 / w.secs,
+    }))
+}
+
+/// Writes a checkpoint while two probe threads run (one fetching an in-memory value, one
+/// updating, each one at a time) and reports the longest each waited: what a checkpoint costs
+/// foreground work (fetch: the pool lock; update: lock + WAL flushes paused for the checkpoint).
+fn checkpoint_stall(pool: &Arc<VosPool>, cont: Uuid, n: u64) -> Result<serde_json::Value, String> {
+    use std::sync::atomic::AtomicBool;
+    let stop = Arc::new(AtomicBool::new(false));
+    let probe = |update: bool| {
+        let (pool, stop) = (pool.clone(), stop.clone());
+        std::thread::spawn(move || -> Result<(u64, Duration), String> {
+            let (mut count, mut max) = (0u64, Duration::ZERO);
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                if update {
+                    let iod = UpdateIod {
+                        akey: b"probe".to_vec(),
+                        value: IodValue::Single(count.to_le_bytes().to_vec()),
+                    };
+                    pool.update(cont, Oid::new(1, count % 1000), 2, 0, b"d", vec![iod])
+                        .wait()
+                        .map_err(|e| e.to_string())?;
+                } else {
+                    let iod = FetchIod::Single {
+                        akey: b"a".to_vec(),
+                    };
+                    pool.fetch(cont, Oid::new(0, count % n), 1, 0, b"d", &[iod])
+                        .wait()
+                        .map_err(|e| e.to_string())?;
+                }
+                max = max.max(t.elapsed());
+                count += 1;
+            }
+            Ok((count, max))
+        })
+    };
+    let (f, u) = (probe(false), probe(true));
+    std::thread::sleep(Duration::from_millis(200)); // probes running before the checkpoint
+    let t0 = Instant::now();
+    let r = pool.checkpoint().wait().map_err(|e| e.to_string());
+    let ckpt_s = t0.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let (fc, fmax) = f.join().map_err(|_| "fetch probe panicked")??;
+    let (uc, umax) = u.join().map_err(|_| "update probe panicked")??;
+    r?;
+    let st = pool.last_checkpoint();
+    Ok(json!({
+        "checkpoint_s": ckpt_s,
+        "snapshot_ms": st.snapshot.as_secs_f64() * 1e3,
+        "encode_ms": st.encode.as_secs_f64() * 1e3,
+        "tail_records": st.tail_records,
+        "fetch_probe_max_ms": fmax.as_secs_f64() * 1e3,
+        "fetch_probe_ops": fc,
+        "update_probe_max_ms": umax.as_secs_f64() * 1e3,
+        "update_probe_ops": uc,
     }))
 }
 
@@ -270,6 +329,9 @@ fn run() -> Result<(), String> {
                 "recovery of {} objects: {:.3} s ({} WAL records in {} batches, checkpoint {} bytes)",
                 r["objects"], r["recovery_s"].as_f64().unwrap_or(0.0), r["wal_records"], r["wal_batches"], r["ckpt_bytes"]
             );
+            if !r["checkpoint_stall"].is_null() {
+                println!("checkpoint stall: {}", r["checkpoint_stall"]);
+            }
         }
         return Ok(());
     }
