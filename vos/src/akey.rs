@@ -308,26 +308,67 @@ impl AkeyEntry {
                     }
                 }
             }
-            AkeyValue::Array { exts, .. } => {
+            AkeyValue::Array { rsize, exts } => {
+                let rs = *rsize as u64;
                 let old = std::mem::take(exts);
-                // Walk newest-first among epochs <= upto, tracking coverage by kept newer extents.
+                // Newest-first among epochs <= upto: the pieces of each extent that a read at
+                // `upto` (hence at any epoch >= upto: newer extents only overlay) still sees.
                 let mut covered: Vec<(u64, u64)> = Vec::new();
-                let mut keep = vec![true; old.len()];
+                let mut parts: Vec<Vec<(u64, u64)>> = vec![Vec::new(); old.len()];
                 for (i, x) in old.iter().enumerate().rev() {
-                    if x.epoch > upto {
+                    if x.epoch > upto || !visible(x.epoch, upto, f) {
                         continue;
                     }
-                    if !visible(x.epoch, upto, f) || fully_covered(&covered, x.recx) {
-                        keep[i] = false;
-                        continue;
-                    }
-                    covered.push((x.recx.idx, x.recx.end()));
+                    let mut p = uncovered(&covered, x.recx);
+                    p.sort_unstable();
+                    covered.extend(p.iter().copied());
+                    parts[i] = p;
                 }
-                for (x, k) in old.into_iter().zip(keep) {
-                    if k {
+                // Rebuild in the original order (equal epochs: later entries win): fully
+                // shadowed extents are dropped (their space reclaimed), inline ones are trimmed
+                // to their visible pieces and merged with a contiguous same-epoch neighbour,
+                // data-file ones partly visible stay whole (trimming them needs a data rewrite).
+                for (x, p) in old.into_iter().zip(parts) {
+                    if x.epoch > upto {
                         exts.push(x);
-                    } else {
+                        continue;
+                    }
+                    if p.is_empty() {
                         freed.push(x.payload);
+                        continue;
+                    }
+                    let Payload::Inline(b) = &x.payload else {
+                        exts.push(x);
+                        continue;
+                    };
+                    let whole = p.len() == 1 && p[0] == (x.recx.idx, x.recx.end());
+                    for (l, h) in p {
+                        let bytes = if whole {
+                            b.clone()
+                        } else {
+                            b[((l - x.recx.idx) * rs) as usize..((h - x.recx.idx) * rs) as usize]
+                                .to_vec()
+                        };
+                        if let Some(ArrExt {
+                            epoch,
+                            recx,
+                            payload: Payload::Inline(prev),
+                        }) = exts.last_mut()
+                        {
+                            if *epoch == x.epoch
+                                && recx.end() == l
+                                && prev.len() + bytes.len() <= MERGE_MAX
+                            {
+                                prev.extend_from_slice(&bytes);
+                                recx.nr += h - l;
+                                continue;
+                            }
+                        }
+                        exts.push(ArrExt {
+                            epoch: x.epoch,
+                            recx: Recx::new(l, h - l),
+                            payload: Payload::Inline(bytes),
+                        });
                     }
                 }
             }
@@ -403,7 +444,11 @@ impl AkeyEntry {
     }
 }
 
-fn fully_covered(covered: &[(u64, u64)], r: Recx) -> bool {
+/// Largest inline extent aggregation builds by merging neighbours (the inline threshold).
+const MERGE_MAX: usize = 4096;
+
+/// The parts of `r` (as `[lo, hi)` record intervals) not covered by any interval of `covered`.
+fn uncovered(covered: &[(u64, u64)], r: Recx) -> Vec<(u64, u64)> {
     let mut gaps = vec![(r.idx, r.end())];
     for &(cl, ch) in covered {
         let mut next = Vec::new();
@@ -421,10 +466,10 @@ fn fully_covered(covered: &[(u64, u64)], r: Recx) -> bool {
         }
         gaps = next;
         if gaps.is_empty() {
-            return true;
+            break;
         }
     }
-    gaps.is_empty()
+    gaps
 }
 
 #[cfg(test)]
@@ -449,6 +494,35 @@ mod tests {
         let holes = a.read_recx(6, None, Recx::new(0, 8), &mut out, 0, 0, &mut disk);
         assert_eq!(&out, b"aaaa\0\0\0\0");
         assert_eq!(holes, vec![Recx::new(4, 4)]);
+    }
+
+    #[test]
+    fn aggregation_trims_partly_shadowed_inline_extents_and_merges_neighbours() {
+        let mut a = AkeyEntry::default();
+        a.put_extent(1, 1, Recx::new(0, 8), inl(b"aaaaaaaa"));
+        a.put_extent(1, 2, Recx::new(2, 3), inl(b"bbb"));
+        a.put_extent(1, 2, Recx::new(5, 2), inl(b"cc")); // same epoch, contiguous with bbb
+        a.put_extent(1, 3, Recx::new(6, 4), inl(b"dddd"));
+        a.put_extent(1, 9, Recx::new(0, 1), inl(b"z")); // newer than upto: untouched
+        let read = |a: &AkeyEntry, e| {
+            let mut out = vec![0u8; 12];
+            let holes = a.read_recx(e, None, Recx::new(0, 12), &mut out, 0, 0, &mut Vec::new());
+            (out, holes)
+        };
+        let before: Vec<_> = [3, 5, 9, 20].iter().map(|e| read(&a, *e)).collect();
+        a.aggregate(5, None);
+        let after: Vec<_> = [3, 5, 9, 20].iter().map(|e| read(&a, *e)).collect();
+        assert_eq!(before[1..], after[1..]);
+        let AkeyValue::Array { exts, .. } = &a.value else {
+            panic!()
+        };
+        let shape: Vec<_> = exts
+            .iter()
+            .map(|x| (x.epoch, x.recx.idx, x.recx.nr))
+            .collect();
+        // aaaaaaaa keeps [0,2); bbb+cc trimmed to [2,6) and merged; dddd whole; z untouched.
+        assert_eq!(shape, vec![(1, 0, 2), (2, 2, 4), (3, 6, 4), (9, 0, 1)]);
+        assert_eq!(exts[1].payload, inl(b"bbbc"));
     }
 
     #[test]

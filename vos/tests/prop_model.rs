@@ -66,6 +66,9 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(o, d, a, e, len, fill)| Op::Single { o, d, a, e, len, fill }),
         3 => (0..2u8, 0..2u8, 1..20u64, 0..12u64, 1..6u64, any::<u8>())
             .prop_map(|(o, d, e, idx, nr, fill)| Op::Array { o, d, e, idx, nr, fill }),
+        // Extents above the inline threshold (data file), overlapping each other and the small ones.
+        1 => (0..2u8, 0..2u8, 1..20u64, 0..300u64, 4097..4200u64, any::<u8>())
+            .prop_map(|(o, d, e, idx, nr, fill)| Op::Array { o, d, e, idx, nr, fill }),
         1 => (0..2u8, 1..20u64).prop_map(|(o, e)| Op::PunchObj { o, e }),
         1 => (0..2u8, 0..2u8, 1..20u64).prop_map(|(o, d, e)| Op::PunchDkey { o, d, e }),
         1 => (0..2u8, 0..2u8, 0..2u8, 1..20u64).prop_map(|(o, d, a, e)| Op::PunchAkey { o, d, a, e }),
@@ -157,11 +160,17 @@ impl Model {
     }
 
     fn array(&self, o: u8, d: u8, e: u64) -> (Vec<u8>, Vec<bool>) {
+        let (data, src) = self.array_src(o, d, e);
+        (data, src.iter().map(|s| s.is_some()).collect())
+    }
+
+    /// Bytes of the array akey at `e` and, per record, the log index of the op it comes from.
+    fn array_src(&self, o: u8, d: u8, e: u64) -> (Vec<u8>, Vec<Option<usize>>) {
         let f = self.floor(o, d, Some(AKEY_ARR), e);
-        let mut data = vec![0u8; 20];
-        let mut best = [0u64; 20];
-        let mut set = vec![false; 20];
-        for op in &self.log {
+        let mut data = vec![0u8; ARR_LEN];
+        let mut best = vec![0u64; ARR_LEN];
+        let mut set: Vec<Option<usize>> = vec![None; ARR_LEN];
+        for (k, op) in self.log.iter().enumerate() {
             if let Op::Array {
                 o: so,
                 d: sd,
@@ -173,10 +182,10 @@ impl Model {
             {
                 if so == o && sd == d && se <= e && se > f {
                     for i in idx..idx + nr {
-                        if !set[i as usize] || se >= best[i as usize] {
-                            data[i as usize] = fill;
+                        if set[i as usize].is_none() || se >= best[i as usize] {
+                            data[i as usize] = rec(fill, i);
                             best[i as usize] = se;
-                            set[i as usize] = true;
+                            set[i as usize] = Some(k);
                         }
                     }
                 }
@@ -187,6 +196,41 @@ impl Model {
 }
 
 const AKEY_ARR: u8 = 9;
+/// Records of the array akey that ops can write (12 + 300 + 4200 rounded up).
+const ARR_LEN: usize = 4520;
+
+/// Record `i` of an array write: varies with the index so a mis-trimmed extent reads wrong.
+fn rec(fill: u8, i: u64) -> u8 {
+    fill.wrapping_add((i as u8).wrapping_mul(7))
+}
+
+/// Data-file bytes the store must still hold at `e` once everything at or below it is
+/// aggregated: every value above the inline threshold still (partly) visible at `e`.
+fn live_data_bytes(m: &Model, e: u64) -> u64 {
+    let up = |n: u64| n.div_ceil(4096) * 4096;
+    let mut n = 0;
+    for o in 0..2u8 {
+        for d in 0..2u8 {
+            for a in 0..2u8 {
+                if let Some(v) = m.single(o, d, a, e).filter(|v| v.len() > 4096) {
+                    n += up(v.len() as u64);
+                }
+            }
+            let (_, src) = m.array_src(o, d, e);
+            let mut ops: Vec<usize> = src.into_iter().flatten().collect();
+            ops.sort_unstable();
+            ops.dedup();
+            for k in ops {
+                if let Op::Array { nr, .. } = m.log[k] {
+                    if nr > 4096 {
+                        n += up(nr);
+                    }
+                }
+            }
+        }
+    }
+    n
+}
 
 fn akey(a: u8) -> Vec<u8> {
     vec![b'a', a]
@@ -205,7 +249,7 @@ fn check(p: &VosPool, m: &Model, c: Uuid) {
                 iods.push(FetchIod::Array {
                     akey: akey(AKEY_ARR),
                     rsize: 1,
-                    recxs: vec![Recx::new(0, 20)],
+                    recxs: vec![Recx::new(0, ARR_LEN as u64)],
                 });
                 let got = p
                     .fetch(c, Oid::new(0, o as u64), e, 0, &[d], &iods)
@@ -285,7 +329,10 @@ fn write(p: &VosPool, c: Uuid, op: &Op) -> Result<(), VosError> {
                 akey: akey(AKEY_ARR),
                 value: IodValue::Array {
                     rsize: 1,
-                    extents: vec![(Recx::new(idx, nr), vec![fill; nr as usize])],
+                    extents: vec![(
+                        Recx::new(idx, nr),
+                        (idx..idx + nr).map(|i| rec(fill, i)).collect(),
+                    )],
                 },
             };
             p.update(c, Oid::new(0, o as u64), e, 0, &[d], vec![iod])
@@ -374,9 +421,23 @@ proptest! {
                 let got = p.fetch(c, Oid::new(0, o as u64), e, 0, &[d], &[FetchIod::Single { akey: akey(a) }]).wait().unwrap();
                 prop_assert_eq!(&got[0], &Fetched::Single(m.single(o, d, a, e)));
             }
-            let got = p.fetch(c, Oid::new(0, o as u64), e, 0, &[d], &[FetchIod::Array { akey: akey(AKEY_ARR), rsize: 1, recxs: vec![Recx::new(0, 20)] }]).wait().unwrap();
+            let got = p.fetch(c, Oid::new(0, o as u64), e, 0, &[d], &[FetchIod::Array { akey: akey(AKEY_ARR), rsize: 1, recxs: vec![Recx::new(0, ARR_LEN as u64)] }]).wait().unwrap();
             let Fetched::Array { data, .. } = &got[0] else { panic!() };
             prop_assert_eq!(data, &m.array(o, d, e).0);
         }}}
+        // Aggregating everything: what reads at 25 see is unchanged (partly shadowed extents
+        // trimmed/merged), and exactly the data-file space of what is still visible is held.
+        p.aggregate(c, 25).wait().unwrap();
+        for o in 0..2u8 { for d in 0..2u8 {
+            let got = p.fetch(c, Oid::new(0, o as u64), 25, 0, &[d], &[FetchIod::Array { akey: akey(AKEY_ARR), rsize: 1, recxs: vec![Recx::new(0, ARR_LEN as u64)] }]).wait().unwrap();
+            let Fetched::Array { data, holes } = &got[0] else { panic!() };
+            let (want, set) = m.array(o, d, 25);
+            prop_assert_eq!(data, &want);
+            prop_assert_eq!(holes.iter().map(|h| h.nr).sum::<u64>(), set.iter().filter(|s| !**s).count() as u64);
+        }}
+        prop_assert_eq!(p.space().data_used, live_data_bytes(&m, 25));
+        p.close().unwrap();
+        let p = VosPool::open(&cfg).unwrap();
+        prop_assert_eq!(p.space().data_used, live_data_bytes(&m, 25));
     }
 }
