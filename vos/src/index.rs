@@ -148,6 +148,45 @@ impl Index {
         Ok(())
     }
 
+    /// [`Index::check_punch`], plus `COND_PUNCH`: the punched object (no `dkey`), dkey (no
+    /// `akey`) or akey must exist at `epoch`, else `DER_NONEXIST`.
+    pub fn check_punch_cond(
+        &self,
+        cont: u128,
+        oid: Oid,
+        epoch: Epoch,
+        flags: u64,
+        dkey: Option<&[u8]>,
+        akey: Option<&[u8]>,
+    ) -> Result<()> {
+        self.check_punch(cont, epoch)?;
+        if flags & cond::COND_PUNCH == 0 {
+            return Ok(());
+        }
+        let c = self.cont(cont)?;
+        let o = oid.as_u128();
+        let (exists, what) = match (dkey, akey) {
+            (None, _) => {
+                let lo = (o, Vec::new(), Vec::new());
+                let any = |(k, a): (&AkeyKey, &AkeyEntry)| {
+                    k.0 == o && a.exists(epoch, c.outer_floor(o, &k.1, epoch))
+                };
+                let ex = match o.checked_add(1) {
+                    Some(h) => c.akeys.range(lo..(h, Vec::new(), Vec::new())).any(any),
+                    None => c.akeys.range(lo..).any(any),
+                };
+                (ex, format!("object {oid:?}"))
+            }
+            (Some(d), None) => (c.dkey_exists(o, d, epoch), format!("dkey {}", show(d))),
+            (Some(d), Some(a)) => (c.akey_exists(o, d, a, epoch), format!("akey {}", show(a))),
+        };
+        if exists {
+            Ok(())
+        } else {
+            Err(VosError::Nonexist { what })
+        }
+    }
+
     pub fn has_container(&self, cont: u128) -> bool {
         self.conts.contains_key(&cont)
     }
@@ -240,14 +279,19 @@ impl Index {
                     }
                 }
             }
-            if flags & (cond::AKEY_INSERT | cond::AKEY_UPDATE) != 0 {
+            let af = if flags & cond::PER_AKEY != 0 {
+                iod.flags
+            } else {
+                flags
+            };
+            if af & (cond::AKEY_INSERT | cond::AKEY_UPDATE) != 0 {
                 let ex = c.akey_exists(oid, dkey, &iod.akey, epoch);
-                if flags & cond::AKEY_INSERT != 0 && ex {
+                if af & cond::AKEY_INSERT != 0 && ex {
                     return Err(VosError::Exist {
                         what: format!("akey {}", show(&iod.akey)),
                     });
                 }
-                if flags & cond::AKEY_UPDATE != 0 && !ex {
+                if af & cond::AKEY_UPDATE != 0 && !ex {
                     return Err(VosError::Nonexist {
                         what: format!("akey {}", show(&iod.akey)),
                     });
@@ -386,14 +430,38 @@ impl Index {
         let outer = c.outer_floor(oid, dkey, epoch);
         let mut out = Vec::with_capacity(iods.len());
         let mut disk = Vec::new();
+        let per_akey = flags & cond::PER_AKEY != 0;
         for (i, iod) in iods.iter().enumerate() {
+            let (iod, af) = match iod {
+                FetchIod::Cond { iod, flags: f } => {
+                    if matches!(**iod, FetchIod::Cond { .. }) {
+                        return Err(VosError::Invalid("nested FetchIod::Cond".into()));
+                    }
+                    (&**iod, if per_akey { *f } else { flags })
+                }
+                other => (other, if per_akey { 0 } else { flags }),
+            };
             let a = c.akeys.get(&(oid, dkey.to_vec(), iod.akey().to_vec()));
-            if flags & cond::AKEY_FETCH != 0 && !a.is_some_and(|a| a.exists(epoch, outer)) {
+            if af & cond::AKEY_FETCH != 0 && !a.is_some_and(|a| a.exists(epoch, outer)) {
                 return Err(VosError::Nonexist {
                     what: format!("akey {}", show(iod.akey())),
                 });
             }
             match iod {
+                FetchIod::Cond { .. } => unreachable!("unwrapped above"),
+                FetchIod::Size { .. } => out.push(Fetched::Size(match a.map(|a| &a.value) {
+                    Some(AkeyValue::Array { rsize, .. })
+                        if a.is_some_and(|a| a.exists(epoch, outer)) =>
+                    {
+                        *rsize as u64
+                    }
+                    Some(AkeyValue::Single(_)) => match a.and_then(|a| a.single_at(epoch, outer)) {
+                        Some(Payload::Inline(b)) => b.len() as u64,
+                        Some(Payload::Extent { len, .. }) => *len as u64,
+                        None => 0,
+                    },
+                    _ => 0,
+                })),
                 FetchIod::Single { .. } => {
                     if let Some(AkeyValue::Array { .. }) = a.map(|a| &a.value) {
                         return Err(VosError::WrongType {

@@ -605,11 +605,15 @@ impl VosPool {
         f
     }
 
-    fn punch(
+    /// Punches the object (`dkey` None), a dkey (`akey` None) or an akey at `epoch`. `flags`:
+    /// [`cond::COND_PUNCH`] makes the punch of something that does not exist at `epoch` fail
+    /// with `DER_NONEXIST` (without it, such a punch is recorded anyway).
+    pub fn punch_cond(
         &self,
         cont: Uuid,
         oid: Oid,
         epoch: Epoch,
+        flags: u64,
         dkey: Option<&[u8]>,
         akey: Option<&[u8]>,
     ) -> Completion<Result<()>> {
@@ -617,7 +621,13 @@ impl VosPool {
             Ok(s) => s,
             Err(e) => return failed(e),
         };
-        if let Err(e) = st.index.check_punch(cont.as_u128(), epoch) {
+        if akey.is_some() && dkey.is_none() {
+            return failed(VosError::Invalid("akey punch without a dkey".into()));
+        }
+        if let Err(e) = st
+            .index
+            .check_punch_cond(cont.as_u128(), oid, epoch, flags, dkey, akey)
+        {
             return failed(e);
         }
         let op = IndexOp::Punch {
@@ -632,7 +642,7 @@ impl VosPool {
 
     /// Punches an object at `epoch`: fetches at `>= epoch` see nothing, earlier ones see the old data.
     pub fn punch_object(&self, cont: Uuid, oid: Oid, epoch: Epoch) -> Completion<Result<()>> {
-        self.punch(cont, oid, epoch, None, None)
+        self.punch_cond(cont, oid, epoch, 0, None, None)
     }
     /// Punches one dkey at `epoch`.
     pub fn punch_dkey(
@@ -642,7 +652,7 @@ impl VosPool {
         epoch: Epoch,
         dkey: &[u8],
     ) -> Completion<Result<()>> {
-        self.punch(cont, oid, epoch, Some(dkey), None)
+        self.punch_cond(cont, oid, epoch, 0, Some(dkey), None)
     }
     /// Punches one akey at `epoch`.
     pub fn punch_akey(
@@ -653,7 +663,7 @@ impl VosPool {
         dkey: &[u8],
         akey: &[u8],
     ) -> Completion<Result<()>> {
-        self.punch(cont, oid, epoch, Some(dkey), Some(akey))
+        self.punch_cond(cont, oid, epoch, 0, Some(dkey), Some(akey))
     }
 
     /// Merges/discards versions no read at an epoch `>= upto` can see (`upto` = the oldest epoch

@@ -107,7 +107,7 @@ pub(crate) fn copy_out(out: &mut [Fetched], c: &DiskCopy, src: &[u8]) {
     let dst: &mut [u8] = match &mut out[c.iod] {
         Fetched::Single(Some(v)) => v,
         Fetched::Array { data, .. } => data,
-        Fetched::Single(None) => return,
+        Fetched::Single(None) | Fetched::Size(_) => return,
     };
     dst[c.dst_off..c.dst_off + c.n].copy_from_slice(&src[c.src_off..c.src_off + c.n]);
 }

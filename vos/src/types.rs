@@ -65,6 +65,8 @@ impl EpochRange {
 
 /// Conditional flags, DAOS values (`daos_api.h` `DAOS_COND_*`).
 pub mod cond {
+    /// Punch fails with `DER_NONEXIST` unless the punched object/dkey/akey exists.
+    pub const COND_PUNCH: u64 = 1;
     /// Update fails with `DER_EXIST` if the dkey exists.
     pub const DKEY_INSERT: u64 = 2;
     /// Update fails with `DER_NONEXIST` unless the dkey exists.
@@ -77,6 +79,9 @@ pub mod cond {
     pub const AKEY_UPDATE: u64 = 32;
     /// Fetch fails with `DER_NONEXIST` unless the akey exists.
     pub const AKEY_FETCH: u64 = 64;
+    /// The akey conditions come from each iod's own `flags` (update: `UpdateIod::flags`,
+    /// fetch: `FetchIod::Cond`) instead of the call's flags; dkey conditions stay call-wide.
+    pub const PER_AKEY: u64 = 128;
 }
 
 /// The value part of one update descriptor.
@@ -96,6 +101,9 @@ pub enum IodValue {
 pub struct UpdateIod {
     pub akey: Vec<u8>,
     pub value: IodValue,
+    /// Per-akey conditional flags (DAOS `iod_flags`: [`cond::AKEY_INSERT`],
+    /// [`cond::AKEY_UPDATE`]); used only when the update's flags include [`cond::PER_AKEY`].
+    pub flags: u64,
 }
 
 /// One akey of a fetch.
@@ -109,12 +117,27 @@ pub enum FetchIod {
         rsize: u32,
         recxs: Vec<Recx>,
     },
+    /// DAOS fetch with `iod_size` 0 (`DAOS_REC_ANY`): learn the size, get no data. Answers
+    /// [`Fetched::Size`]: a single value's length, an array's record size, 0 if nothing is
+    /// visible.
+    Size {
+        akey: Vec<u8>,
+    },
+    /// `iod` with its own akey conditional flags ([`cond::AKEY_FETCH`]), honoured when the
+    /// fetch's flags include [`cond::PER_AKEY`] (DAOS `iod_flags`).
+    Cond {
+        iod: Box<FetchIod>,
+        flags: u64,
+    },
 }
 
 impl FetchIod {
     pub fn akey(&self) -> &[u8] {
         match self {
-            FetchIod::Single { akey } | FetchIod::Array { akey, .. } => akey,
+            FetchIod::Single { akey } | FetchIod::Array { akey, .. } | FetchIod::Size { akey } => {
+                akey
+            }
+            FetchIod::Cond { iod, .. } => iod.akey(),
         }
     }
 }
@@ -126,6 +149,8 @@ pub enum Fetched {
     Single(Option<Vec<u8>>),
     /// Requested records concatenated in request order; holes read as zeros and are listed.
     Array { data: Vec<u8>, holes: Vec<Recx> },
+    /// Answer to [`FetchIod::Size`].
+    Size(u64),
 }
 
 /// Opaque enumeration position. Start with [`Anchor::default`], stop when [`Anchor::is_eof`].

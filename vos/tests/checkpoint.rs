@@ -13,6 +13,7 @@ fn sv(v: &[u8]) -> Vec<UpdateIod> {
     vec![UpdateIod {
         akey: b"a".to_vec(),
         value: IodValue::Single(v.to_vec()),
+        flags: 0,
     }]
 }
 

@@ -39,6 +39,7 @@ fn three_batches() -> (tempfile::TempDir, PoolConfig) {
         let iod = UpdateIod {
             akey: b"a".to_vec(),
             value: IodValue::Single(vec![i as u8; 100]),
+            flags: 0,
         };
         p.update(c, Oid::new(0, i), 1, 0, b"d", vec![iod])
             .wait()
@@ -90,6 +91,7 @@ fn flipped_byte_in_wal_tail_is_discarded_cleanly() {
         vec![UpdateIod {
             akey: b"a".to_vec(),
             value: IodValue::Single(b"new".to_vec()),
+            flags: 0,
         }],
     )
     .wait()
@@ -195,6 +197,7 @@ fn damaged_data_extent_is_a_checksum_error_on_fetch() {
         vec![UpdateIod {
             akey: b"a".to_vec(),
             value: IodValue::Single(v),
+            flags: 0,
         }],
     )
     .wait()

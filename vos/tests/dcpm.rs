@@ -78,6 +78,7 @@ fn dcpm_wal_survives_reopen_and_checkpoint() {
                     vec![UpdateIod {
                         akey: b"a".to_vec(),
                         value: IodValue::Single(val(i)),
+                        flags: 0,
                     }],
                 )
             })

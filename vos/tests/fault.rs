@@ -14,6 +14,7 @@ fn sv(akey: &str, v: &[u8]) -> UpdateIod {
     UpdateIod {
         akey: akey.into(),
         value: IodValue::Single(v.to_vec()),
+        flags: 0,
     }
 }
 

@@ -55,6 +55,7 @@ fn put(p: &VosPool, c: Uuid, range: std::ops::Range<u64>) {
                 vec![UpdateIod {
                     akey: b"a".to_vec(),
                     value: IodValue::Single(val(i)),
+                    flags: 0,
                 }],
             )
         })

@@ -11,6 +11,7 @@ fn sv(akey: &str, v: &[u8]) -> UpdateIod {
     UpdateIod {
         akey: akey.into(),
         value: IodValue::Single(v.to_vec()),
+        flags: 0,
     }
 }
 fn get(p: &VosPool, c: Uuid, o: Oid, e: Epoch, d: &str, a: &str) -> Option<Vec<u8>> {
@@ -84,6 +85,7 @@ fn arrays_overlay_and_report_holes_including_large_extents() {
                 rsize,
                 extents: ext,
             },
+            flags: 0,
         }]
     };
     let big = (0..8192u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>();
@@ -650,6 +652,7 @@ fn absurd_extents_are_invalid_not_a_crash() {
                     rsize: 8,
                     extents: vec![(r, vec![0; n])],
                 },
+                flags: 0,
             }],
         )
         .wait()

@@ -313,6 +313,7 @@ fn write(p: &VosPool, c: Uuid, op: &Op) -> Result<(), VosError> {
             let iod = UpdateIod {
                 akey: akey(a),
                 value: IodValue::Single(vec![fill; len]),
+                flags: 0,
             };
             p.update(c, Oid::new(0, o as u64), e, 0, &[d], vec![iod])
                 .wait()
@@ -334,6 +335,7 @@ fn write(p: &VosPool, c: Uuid, op: &Op) -> Result<(), VosError> {
                         (idx..idx + nr).map(|i| rec(fill, i)).collect(),
                     )],
                 },
+                flags: 0,
             };
             p.update(c, Oid::new(0, o as u64), e, 0, &[d], vec![iod])
                 .wait()
@@ -371,7 +373,7 @@ proptest! {
                     write(&p, c, &op).unwrap()
                 }
                 Op::CondInsert { o, d, a, e, fill } => {
-                    let iod = UpdateIod { akey: akey(a), value: IodValue::Single(vec![fill; 7]) };
+                    let iod = UpdateIod { akey: akey(a), value: IodValue::Single(vec![fill; 7]), flags: 0 };
                     let r = p.update(c, Oid::new(0, o as u64), e, cond::AKEY_INSERT, &[d], vec![iod]).wait();
                     let exists = m.single(o, d, a, e).is_some();
                     if e <= m.agg {

@@ -46,6 +46,7 @@ fn main() {
         let iod = UpdateIod {
             akey: b"v".to_vec(),
             value: IodValue::Single(value(round, i)),
+            flags: 0,
         };
         inflight.push_back((
             i,

@@ -207,6 +207,7 @@ fn recovery(args: &Args, n: u64) -> Result<serde_json::Value, String> {
             vec![UpdateIod {
                 akey: b"a".to_vec(),
                 value: IodValue::Single(vec![i as u8; 64]),
+                flags: 0,
             }],
         );
         async move { f.await.map_err(|e| e.to_string()) }
@@ -268,6 +269,7 @@ fn checkpoint_stall(pool: &Arc<VosPool>, cont: Uuid, n: u64) -> Result<serde_jso
                     let iod = UpdateIod {
                         akey: b"probe".to_vec(),
                         value: IodValue::Single(count.to_le_bytes().to_vec()),
+                        flags: 0,
                     };
                     pool.update(cont, Oid::new(1, count % 1000), 2, 0, b"d", vec![iod])
                         .wait()
@@ -503,7 +505,11 @@ fn iod(akey: Vec<u8>, array: bool, payload: &[u8]) -> UpdateIod {
     } else {
         IodValue::Single(payload.to_vec())
     };
-    UpdateIod { akey, value }
+    UpdateIod {
+        akey,
+        value,
+        flags: 0,
+    }
 }
 
 fn main() {
