@@ -4,8 +4,11 @@
 //! ```text
 //! vos_perf --scm /dev/shm/x --bdev /var/tmp/x --objects 1000 --dkeys 1 --akeys 1 --size 4k \
 //!          --type single --ops update,fetch --queue-depth 16 [--json]
-//! vos_perf --scm /dev/shm/x --bdev /var/tmp/x --recovery 1000000 [--json]
+//! vos_perf --scm /dev/shm/x --bdev /var/tmp/x --recovery 1000000 [--checkpoint] [--json]
+//! PMEM_IS_PMEM_FORCE=1 vos_perf --scm-class dcpm --scm /dev/shm/x --bdev /var/tmp/x ...
 //! ```
+//! `--scm-class dcpm` puts the WAL in a libpmem-mapped file on the scm path; it needs the tools
+//! feature `pmem` (forwarding to `vos/pmem`): `cargo build --release -p tools --features pmem`.
 
 mod fio;
 
@@ -18,14 +21,18 @@ use clap::Parser;
 use daos_common::ids::Uuid;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
-use vos::{FetchIod, Fetched, IodValue, Oid, PoolConfig, Recx, UpdateIod, VosPool};
+use vos::{FetchIod, Fetched, IodValue, Oid, PoolConfig, Recx, ScmClass, UpdateIod, VosPool};
 
 #[derive(Parser, Debug)]
 #[command(about = "vos benchmark with a fio anchor on the same bdev path")]
 struct Args {
-    /// scm tier path (class ram: a tmpfs directory; metadata is held in DRAM).
+    /// scm tier path (class ram: a tmpfs directory; metadata is held in DRAM; class dcpm: a
+    /// pmem (DAX) directory holding the WAL, or tmpfs with PMEM_IS_PMEM_FORCE=1).
     #[arg(long)]
     scm: PathBuf,
+    /// scm tier class: ram, or dcpm (needs a build with `--features pmem`).
+    #[arg(long, default_value = "ram", value_parser = parse_scm_class)]
+    scm_class: ScmClass,
     /// bdev tier path (class file: a directory; WAL, data file and checkpoints go here).
     #[arg(long)]
     bdev: PathBuf,
@@ -70,6 +77,18 @@ struct Args {
     checkpoint: bool,
     #[arg(long)]
     json: bool,
+}
+
+fn parse_scm_class(s: &str) -> Result<ScmClass, String> {
+    let c: ScmClass = s.parse().map_err(|e: vos::VosError| e.to_string())?;
+    if c == ScmClass::Dcpm && !cfg!(feature = "pmem") {
+        return Err(
+            "scm class dcpm needs vos_perf built with `--features pmem` \
+                    (cargo build --release -p tools --features pmem --bin vos_perf)"
+                .into(),
+        );
+    }
+    Ok(c)
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -173,6 +192,7 @@ fn key(i: u64, dkeys: u64, akeys: u64) -> (Oid, Vec<u8>, Vec<u8>) {
 
 fn pool_config(args: &Args, dir: &std::path::Path, data_size: u64) -> PoolConfig {
     let mut cfg = PoolConfig::new(args.scm.join("vos_perf_scm"), dir);
+    cfg.scm_class = args.scm_class;
     cfg.data_size = data_size;
     cfg.inline_threshold = args.inline_threshold;
     cfg.preallocate_data = !args.sparse;
@@ -311,8 +331,7 @@ fn checkpoint_stall(pool: &Arc<VosPool>, cont: Uuid, n: u64) -> Result<serde_jso
     }))
 }
 
-fn run() -> Result<(), String> {
-    let args = Args::parse();
+fn run(args: Args) -> Result<(), String> {
     match args.wal_sync.as_str() {
         "dsync" => vos::WAL_DSYNC.store(true, std::sync::atomic::Ordering::Relaxed),
         "fdatasync" => vos::WAL_DSYNC.store(false, std::sync::atomic::Ordering::Relaxed),
@@ -470,7 +489,7 @@ fn run() -> Result<(), String> {
     let _ = std::fs::remove_dir_all(args.scm.join("vos_perf_scm"));
     let out = json!({
         "config": {"objects": args.objects, "dkeys": args.dkeys, "akeys": args.akeys, "size": size,
-                   "type": args.kind, "queue_depth": args.queue_depth, "scm": args.scm, "bdev": args.bdev,
+                   "type": args.kind, "queue_depth": args.queue_depth, "scm": args.scm, "scm_class": format!("{:?}", args.scm_class).to_lowercase(), "bdev": args.bdev,
                    "inline_threshold": args.inline_threshold, "flushers": args.flushers, "wal_sync": args.wal_sync},
         "space": space,
         "cases": cases,
@@ -517,8 +536,98 @@ fn main() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    if let Err(e) = run() {
+    if let Err(e) = run(Args::parse()) {
         eprintln!("vos_perf: {e}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scm_class_flag_selects_the_class_or_says_what_is_missing() {
+        let a = Args::try_parse_from(["vos_perf", "--scm", "/s", "--bdev", "/b"]).unwrap();
+        assert_eq!(a.scm_class, ScmClass::Ram);
+        assert_eq!(
+            pool_config(&a, std::path::Path::new("/b/p"), 1 << 20).scm_class,
+            ScmClass::Ram
+        );
+        let bad = Args::try_parse_from([
+            "vos_perf",
+            "--scm-class",
+            "pmem",
+            "--scm",
+            "/s",
+            "--bdev",
+            "/b",
+        ]);
+        assert!(bad.unwrap_err().to_string().contains("unknown scm class"));
+        let d = Args::try_parse_from([
+            "vos_perf",
+            "--scm-class",
+            "dcpm",
+            "--scm",
+            "/s",
+            "--bdev",
+            "/b",
+        ]);
+        if cfg!(feature = "pmem") {
+            let d = d.unwrap();
+            assert_eq!(
+                pool_config(&d, std::path::Path::new("/b/p"), 1 << 20).scm_class,
+                ScmClass::Dcpm
+            );
+        } else {
+            assert!(d.unwrap_err().to_string().contains("--features pmem"));
+        }
+    }
+
+    /// A short real run with the WAL on a libpmem mapping (tmpfs + PMEM_IS_PMEM_FORCE=1, set for
+    /// a re-executed copy of this test because libpmem reads it when it initialises).
+    #[cfg(feature = "pmem")]
+    #[test]
+    fn dcpm_run_updates_and_fetches() {
+        if std::env::var("PMEM_IS_PMEM_FORCE").is_err() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "tests::dcpm_run_updates_and_fetches",
+                    "--nocapture",
+                ])
+                .env("PMEM_IS_PMEM_FORCE", "1")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(stdout.contains("\"scm_class\": \"dcpm\""), "{stdout}");
+            return;
+        }
+        let scm = tempfile::tempdir_in("/dev/shm").unwrap();
+        let bdev = tempfile::tempdir_in("/var/tmp").unwrap();
+        let args = Args::try_parse_from([
+            "vos_perf",
+            "--scm-class",
+            "dcpm",
+            "--scm",
+            scm.path().to_str().unwrap(),
+            "--bdev",
+            bdev.path().to_str().unwrap(),
+            "--objects",
+            "300",
+            "--size",
+            "64",
+            "--no-fio",
+            "--json",
+        ])
+        .unwrap();
+        run(args).unwrap();
+        // The WAL lived on the scm path; the pool's files are cleaned up afterwards.
+        assert!(!scm.path().join("vos_perf_scm").exists());
     }
 }
