@@ -1,7 +1,7 @@
 //! Typed configuration with one documented override layer: every field is optional; a field set in
 //! code beats the environment (`D_PROVIDER`, `D_INTERFACE`, `D_DOMAIN`, `D_PORT`, `CRT_TIMEOUT`,
 //! `CRT_CREDIT_EP_CTX`, `CART_SPIN_US`, `CART_SPIN_BURST_US`, `CART_INLINE_LIMIT`, `CART_RECV_COUNT`,
-//! `CART_BULK_INFLIGHT`),
+//! `CART_BULK_INFLIGHT`, `D_QUOTA_RPCS`),
 //! which beats the defaults.
 
 use std::time::Duration;
@@ -15,6 +15,8 @@ pub const DEFAULT_INLINE_LIMIT: usize = 19 * 1024;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// DAOS `CRT_CREDIT_EP_CTX` default: RPCs in flight per endpoint.
 pub const DEFAULT_CREDITS: u32 = 32;
+/// DAOS `D_QUOTA_RPCS` default: RPCs in flight per context (all endpoints together).
+pub const DEFAULT_QUOTA_RPCS: u32 = 64;
 /// How long the progress loop spins on the CQ after the last completion before blocking on the wait
 /// fd. Blocking costs 36–70 µs per round trip on this VM (feasibility.md) versus 6–7 µs busy-polling;
 /// measured (tcp, 8 B, 1 in flight, median): 0 µs → 56.2 µs round trip, 50 µs → 13.0, 200 µs →
@@ -63,6 +65,9 @@ pub struct Config {
     /// `CART_BULK_INFLIGHT`: bulk transfers kept in progress at once by a service that owns a
     /// buffer pool (the self-test service), 1..=1024; default per provider (`ProviderCaps`).
     pub bulk_inflight: Option<u32>,
+    /// `D_QUOTA_RPCS`: RPCs in flight per context over all endpoints (0 = unlimited); the rest
+    /// wait, like RPCs beyond an endpoint's credits.
+    pub quota_rpcs: Option<u32>,
 }
 
 /// A configuration with every field decided.
@@ -92,6 +97,8 @@ pub struct Resolved {
     pub spin_yield_after: Option<Duration>,
     /// Bulk transfers a buffer-pool service keeps in progress at once.
     pub bulk_inflight: u32,
+    /// RPCs in flight per context (0 = unlimited).
+    pub quota_rpcs: u32,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -182,9 +189,22 @@ impl Config {
                 "CART_BULK_INFLIGHT {bulk_inflight} outside 1..=1024"
             )));
         }
+        let quota_rpcs = match self.quota_rpcs {
+            Some(n) => n,
+            None => env("D_QUOTA_RPCS")
+                .map(|v| parse_num("D_QUOTA_RPCS", &v))
+                .transpose()?
+                .unwrap_or(DEFAULT_QUOTA_RPCS),
+        };
+        if quota_rpcs > 65536 {
+            return Err(CartError::Config(format!(
+                "D_QUOTA_RPCS {quota_rpcs} outside 0..=65536"
+            )));
+        }
         Ok(Resolved {
             provider,
             bulk_inflight,
+            quota_rpcs,
             interface,
             domain,
             port,

@@ -68,6 +68,12 @@
 //!   flight over shm went from 8.5–8.9 GB/s (a buffer per slot on both sides: 32 MiB of cold memory
 //!   per round of copies) to 18.0 GB/s, fi_pingpong's 18.0–18.3 (it reuses one buffer). Measured
 //!   memcpy of 1 MiB here: 32 GB/s in cache, 13.4 GB/s once the working set exceeds the 2 MiB L2.
+//! - DAOS API pieces beyond plain send: `Context::proto_query` (`crt_proto_query`, internal
+//!   opcode 0xFF v4 index 1: the highest common version, DER_UNREG/DER_MISMATCH otherwise),
+//!   `Context::abort` (`crt_ep_abort`: pending RPCs of a rank or endpoint fail with
+//!   DER_CANCELED), `D_QUOTA_RPCS` (64 RPCs in flight per context, on top of the 32 credits per
+//!   endpoint), and HLC epsilon enforcement: a request whose clock is more than 1 s ahead gets a
+//!   DER_HLC_SYNC reply and a reply from such a clock fails its RPC with DER_HLC_SYNC.
 //! - Provider quirks live in one table ([`transport::PROVIDERS`]); libfabric 1.17 pulls in
 //!   libinfinipath, whose constructor installs exit(1) SIGINT/SIGTERM handlers: servers call
 //!   [`transport::ofi::restore_default_signals`] before installing their own.

@@ -140,6 +140,33 @@ impl Registry {
     }
 
     /// Finds the handler for an opcode, or the error to reply.
+    /// DAOS `crt_proto_query` on the serving side: the highest of `wanted` that protocol `base`
+    /// is registered with, `DER_UNREG` if no protocol has that base, `DER_MISMATCH` if none of
+    /// the versions is served.
+    pub fn best_version(&self, base: u8, wanted: &[u8]) -> Result<u8, RpcError> {
+        let Some(list) = self.by_base.get(&base) else {
+            return Err(RpcError::new(
+                Der::Unreg,
+                format!("no protocol with base {base:#x} is registered"),
+            ));
+        };
+        let have: Vec<u8> = list.iter().map(|p| p.version).collect();
+        wanted
+            .iter()
+            .copied()
+            .filter(|v| have.contains(v))
+            .max()
+            .ok_or_else(|| {
+                RpcError::new(
+                    Der::Mismatch,
+                    format!(
+                        "protocol {} (base {base:#x}) serves versions {have:?}, none of {wanted:?}",
+                        list[0].name
+                    ),
+                )
+            })
+    }
+
     pub fn lookup(&self, op: u32) -> Result<ErasedHandler, RpcError> {
         let (base, ver, idx) = split(op);
         let Some(list) = self.by_base.get(&base) else {
@@ -213,6 +240,12 @@ mod tests {
             Der::Mismatch
         );
         assert_eq!(r.lookup(opcode(0x12, 1, 0)).err().unwrap().der, Der::Unreg);
+        r.register(Protocol::new("ping", 0x10, 3)).unwrap();
+        assert_eq!(r.best_version(0x10, &[1, 2, 3, 4]).unwrap(), 3);
+        assert_eq!(r.best_version(0x10, &[2, 1]).unwrap(), 1);
+        assert_eq!(r.best_version(0x10, &[2]).unwrap_err().der, Der::Mismatch);
+        assert_eq!(r.best_version(0x10, &[]).unwrap_err().der, Der::Mismatch);
+        assert_eq!(r.best_version(0x13, &[1]).unwrap_err().der, Der::Unreg);
         let e = r
             .register(Protocol::new("ping again", 0x10, 1))
             .unwrap_err();

@@ -348,6 +348,36 @@ async fn suite(make: &dyn Fn(u32) -> Context) {
         .unwrap_err();
     assert_eq!(e.der(), Der::Inval, "{e}");
 
+    // Protocol version query (DAOS crt_proto_query): highest common version, clear errors.
+    assert_eq!(c.proto_query(&ep, 0x20, &[3, 1, 2]).await.unwrap(), 1);
+    assert_eq!(c.proto_query(&ep, 0xF2, &[1]).await.unwrap(), 1);
+    let e = c.proto_query(&ep, 0x20, &[2, 3]).await.unwrap_err();
+    assert_eq!(e.der(), Der::Mismatch, "{e}");
+    let e = c.proto_query(&ep, 0x77, &[1]).await.unwrap_err();
+    assert_eq!(e.der(), Der::Unreg, "{e}");
+
+    // Abort (DAOS crt_ep_abort): a pending RPC fails with DER_CANCELED at once; the endpoint
+    // keeps working afterwards.
+    let c2 = c.clone();
+    let ep2 = ep.clone();
+    let slow = tokio::spawn(async move { c2.send(&ep2, &Sleep { ms: 20_000 }).await });
+    let t0 = std::time::Instant::now();
+    let mut aborted = 0;
+    while aborted == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "RPC never pending");
+        tokio::task::yield_now().await;
+        aborted = c.abort(&p.group, 0, None);
+    }
+    assert_eq!(aborted, 1);
+    let e = tokio::time::timeout(Duration::from_secs(5), slow)
+        .await
+        .expect("aborted RPC returns at once")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.der(), Der::Canceled, "{e}");
+    assert_eq!(c.abort(&p.group, 0, Some(0)), 0, "nothing left to abort");
+    c.send(&ep, &Sleep { ms: 0 }).await.unwrap();
+
     drop(p.server);
 }
 
@@ -491,4 +521,114 @@ async fn panicking_handler_gets_der_misc_and_context_keeps_serving() {
     assert_eq!(e.der(), Der::Misc, "{e}");
     // The server's progress loop survived the panic.
     assert_eq!(client.send(&ep, &Boom { panic: false }).await.unwrap(), 7);
+}
+
+/// `D_QUOTA_RPCS`: with a quota of 2, three 300 ms RPCs to two endpoints cannot all be in flight
+/// at once, so they take at least two rounds; each still succeeds.
+#[tokio::test]
+async fn context_quota_limits_rpcs_in_flight() {
+    let cfg = Config {
+        quota_rpcs: Some(2),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    let mk = |rank: u32, cfg: &cart::config::Resolved| {
+        Context::with_transport(
+            Arc::new(LoopbackTransport::new(cfg.inline_limit + 1024)),
+            cfg.clone(),
+            rank,
+            0,
+        )
+        .unwrap()
+    };
+    let s0 = mk(0, &cfg);
+    let s1 = mk(1, &cfg);
+    for s in [&s0, &s1] {
+        s.register(test_protocol(Arc::new(AtomicU64::new(0))))
+            .unwrap();
+    }
+    let client = mk(9, &cfg);
+    let group = Group::new("q", [(0, s0.uri().to_string()), (1, s1.uri().to_string())]);
+    let t0 = std::time::Instant::now();
+    let calls = (0..3u32).map(|i| {
+        let (c, ep) = (client.clone(), Endpoint::new(&group, i % 2, 0));
+        async move { c.send(&ep, &Sleep { ms: 300 }).await }
+    });
+    for r in futures_join_all(calls).await {
+        r.unwrap();
+    }
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(590),
+        "3 RPCs of 300 ms under a quota of 2 finished in {took:?}: the quota did not hold"
+    );
+}
+
+/// A message whose HLC is more than the epsilon (1 s) ahead of the local clock is refused: the
+/// request gets DER_HLC_SYNC and the local clock does not jump.
+#[tokio::test]
+async fn request_from_a_clock_far_ahead_gets_der_hlc_sync() {
+    use cart::transport::{Event, Transport};
+    use cart::wire::{self, Header, Kind};
+    let server = loopback_ctx(0);
+    let raw = LoopbackTransport::new(64 << 10);
+    let peer = raw
+        .insert_addr(&cart::context::parse_uri(server.uri(), raw.provider_name()).unwrap())
+        .unwrap();
+    let ahead = daos_common::hlc::nsec_to_hlc(
+        daos_common::hlc::hlc_to_nsec(cart::context::HLC.now()) + 60_000_000_000,
+    );
+    let hdr = Header {
+        kind: Kind::Request,
+        flags: 0,
+        opcode: Sleep::OPCODE,
+        rc: 0,
+        rpc_id: 7,
+        src_rank: 5,
+        src_tag: 0,
+        dst_rank: 0,
+        dst_tag: 0,
+        hlc: ahead,
+    };
+    server
+        .register(test_protocol(Arc::new(AtomicU64::new(0))))
+        .unwrap();
+    let body = wire::encode_body("req", &Sleep { ms: 0 }, 64).unwrap();
+    raw.send(peer, wire::encode(&hdr, raw.self_addr(), &body, None), 1)
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let mut reply = None;
+    while reply.is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "no reply");
+        raw.progress(16, &mut |ev| {
+            if let Event::Recv(d) = ev {
+                reply = Some(wire::decode(d).map(|m| m.hdr).unwrap());
+            }
+        })
+        .unwrap();
+        tokio::task::yield_now().await;
+    }
+    let r = reply.unwrap();
+    assert_eq!(r.kind, Kind::Reply);
+    assert_eq!(r.rpc_id, 7);
+    assert_eq!(r.rc, Der::HlcSync.rc(), "reply rc {}", r.rc);
+    assert!(
+        cart::context::HLC.now() < ahead,
+        "the local clock jumped to the skewed remote"
+    );
+}
+
+/// Polls every future to completion concurrently (no extra dependency).
+async fn futures_join_all<F>(fs: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = fs.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.expect("task"));
+    }
+    out
 }

@@ -72,9 +72,25 @@ impl Rpc for UriLookup {
     type Reply = String;
 }
 
+/// Internal protocol: DAOS `crt_proto_query`, which versions of a protocol a server serves.
+#[derive(Debug, bincode::Encode, bincode::Decode)]
+pub struct ProtoQuery {
+    /// Protocol base opcode.
+    pub base: u8,
+    /// Versions the caller can speak.
+    pub versions: Vec<u8>,
+}
+
+impl Rpc for ProtoQuery {
+    const OPCODE: u32 = opcode(0xFF, 4, 1);
+    const MAX_REQ: usize = 1024;
+    type Reply = u8;
+}
+
 struct PendingRpc {
     tx: oneshot::Sender<Result<ReplyMsg, CartError>>,
     peer: PeerId,
+    group: Arc<Group>,
     rank: Rank,
     tag: Tag,
     /// When it was sent (liveness probes start after [`liveness::PROBE_AFTER`]).
@@ -119,6 +135,8 @@ pub(crate) struct CtxInner {
     live: Mutex<liveness::Liveness>,
     /// Number of peers marked dead (lets the hot path skip the `live` lock).
     dead_count: AtomicUsize,
+    /// `D_QUOTA_RPCS`: RPCs in flight on the whole context (None = unlimited).
+    quota: Option<Semaphore>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -237,6 +255,7 @@ impl Context {
             )
         })?;
         let uri = format_uri(t.provider_name(), t.self_addr());
+        let cfg_quota = cfg.quota_rpcs;
         let inner = Arc::new(CtxInner {
             t,
             cfg,
@@ -258,6 +277,7 @@ impl Context {
             owner: OnceLock::new(),
             live: Mutex::new(liveness::Liveness::default()),
             dead_count: AtomicUsize::new(0),
+            quota: (cfg_quota > 0).then(|| Semaphore::new(cfg_quota as usize)),
         });
         let owner = Arc::new(Owner(inner.clone()));
         let _ = inner.owner.set(Arc::downgrade(&owner));
@@ -265,24 +285,32 @@ impl Context {
             inner: inner.clone(),
             _owner: owner,
         };
-        ctx.register(Protocol::new("cart-internal", 0xFF, 4).handler(
-            |rc: RpcCtx, req: UriLookup| async move {
-                let sib = rc.inner.siblings.get();
-                match sib.and_then(|s| s.get(req.tag as usize)) {
-                    Some(u) => Ok(u.clone()),
-                    None if req.tag == rc.inner.tag => Ok(rc.inner.uri.clone()),
-                    None => Err(RpcError::new(
-                        Der::Nonexist,
-                        format!(
-                            "rank {} serves {} contexts; no tag {}",
-                            rc.inner.rank,
-                            sib.map_or(1, Vec::len),
-                            req.tag
-                        ),
-                    )),
-                }
-            },
-        ))?;
+        ctx.register(
+            Protocol::new("cart-internal", 0xFF, 4)
+                .handler(|rc: RpcCtx, req: UriLookup| async move {
+                    let sib = rc.inner.siblings.get();
+                    match sib.and_then(|s| s.get(req.tag as usize)) {
+                        Some(u) => Ok(u.clone()),
+                        None if req.tag == rc.inner.tag => Ok(rc.inner.uri.clone()),
+                        None => Err(RpcError::new(
+                            Der::Nonexist,
+                            format!(
+                                "rank {} serves {} contexts; no tag {}",
+                                rc.inner.rank,
+                                sib.map_or(1, Vec::len),
+                                req.tag
+                            ),
+                        )),
+                    }
+                })
+                .handler(|rc: RpcCtx, req: ProtoQuery| async move {
+                    rc.inner
+                        .registry
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .best_version(req.base, &req.versions)
+                }),
+        )?;
         ctx.register(crate::selftest::protocol())?;
         rt.spawn(progress_loop(inner));
         Ok(ctx)
@@ -345,6 +373,48 @@ impl Context {
             what: "decode reply",
             reason,
         })
+    }
+
+    /// DAOS `crt_proto_query`: the highest of `versions` that `ep` serves for protocol `base`
+    /// (`DER_UNREG`: no such protocol there; `DER_MISMATCH`: none of the versions). Clients use it
+    /// to pick the protocol version to speak before sending.
+    pub async fn proto_query(
+        &self,
+        ep: &Endpoint,
+        base: u8,
+        versions: &[u8],
+    ) -> Result<u8, CartError> {
+        self.send(
+            ep,
+            &ProtoQuery {
+                base,
+                versions: versions.to_vec(),
+            },
+        )
+        .await
+    }
+
+    /// DAOS `crt_ep_abort`: fails every RPC pending on (`rank`, `tag`) of `group`, or on every tag
+    /// of the rank when `tag` is None, with `DER_CANCELED`; returns how many. Queued and later
+    /// RPCs are not affected.
+    pub fn abort(&self, group: &Arc<Group>, rank: Rank, tag: Option<Tag>) -> usize {
+        let mut pending = lock(&self.inner.pending);
+        let ids: Vec<u64> = pending
+            .iter()
+            .filter(|(_, p)| {
+                Arc::ptr_eq(&p.group, group) && p.rank == rank && tag.is_none_or(|t| t == p.tag)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &ids {
+            if let Some(p) = pending.remove(id) {
+                let _ = p.tx.send(Err(CartError::Canceled(format!(
+                    "aborted: RPCs to rank {rank} tag {} were aborted",
+                    p.tag
+                ))));
+            }
+        }
+        ids.len()
     }
 
     /// Sends a one-way RPC (no reply; returns once handed to the transport).
@@ -545,6 +615,14 @@ impl CtxInner {
             ),
             None => None,
         };
+        let _quota = match &self.quota {
+            Some(q) => Some(
+                q.acquire()
+                    .await
+                    .map_err(|_| CartError::Canceled("quota closed".into()))?,
+            ),
+            None => None,
+        };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         if !oneway {
@@ -552,6 +630,7 @@ impl CtxInner {
                 id,
                 PendingRpc {
                     peer: st.peer,
+                    group: ep.group.clone(),
                     tx,
                     rank: ep.rank,
                     tag: ep.tag,

@@ -79,11 +79,41 @@ impl CtxInner {
                 return;
             }
         };
-        if let Err(e) = HLC.update(msg.hdr.hlc) {
-            tracing::warn!(error = %e, "HLC skew");
+        // Every message syncs the clock (DAOS `d_hlc_get_msg`). A sender whose clock is more than
+        // the epsilon ahead is refused: its request gets DER_HLC_SYNC, its reply fails the RPC
+        // with DER_HLC_SYNC, and the local clock does not jump.
+        let skew = HLC.update(msg.hdr.hlc).err();
+        if let Some(e) = &skew {
+            tracing::warn!(error = %e, src_rank = msg.hdr.src_rank, "HLC skew");
         }
         let hdr = msg.hdr;
         match hdr.kind {
+            Kind::Reply if skew.is_some() => {
+                if let Some(p) = lock(&self.pending).remove(&hdr.rpc_id) {
+                    let _ = p.tx.send(Err(CartError::Remote {
+                        opcode: hdr.opcode,
+                        rank: p.rank,
+                        tag: p.tag,
+                        der: Der::HlcSync,
+                        msg: skew.map(|e| e.to_string()).unwrap_or_default(),
+                    }));
+                }
+                if let Some(d) = msg.overflow {
+                    self.release(&d, hdr.rpc_id);
+                }
+            }
+            Kind::Request if skew.is_some() => match self.t.insert_addr(msg.src_addr) {
+                Ok(peer) => self.reply(
+                    peer,
+                    &hdr,
+                    Err(RpcError::new(
+                        Der::HlcSync,
+                        skew.map(|e| e.to_string()).unwrap_or_default(),
+                    )),
+                ),
+                Err(e) => tracing::warn!(error = %e, "request from an unusable address dropped"),
+            },
+            Kind::OneWay if skew.is_some() => {}
             Kind::Reply => {
                 let Some(p) = lock(&self.pending).remove(&hdr.rpc_id) else {
                     tracing::debug!(
