@@ -180,6 +180,85 @@ pub fn free_port() -> u16 {
         .expect("bind an ephemeral port")
 }
 
+/// A network namespace joined to the host by a veth pair, with one address on each end (in
+/// 198.19.0.0/16, a /30 per test process), removed when dropped. Needs root and `ip` (iproute2).
+pub struct NetNs {
+    /// Namespace name.
+    pub ns: String,
+    /// The host end of the veth pair.
+    pub host_if: String,
+    /// The end inside the namespace.
+    pub ns_if: String,
+    /// Address of the host end.
+    pub host_ip: [u8; 4],
+    /// Address of the namespace end.
+    pub ns_ip: [u8; 4],
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run `ip`: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl NetNs {
+    /// Creates the namespace and the pair; `tag` (a short letter) keeps tests of one process apart.
+    pub fn create(tag: char) -> Result<NetNs, String> {
+        let pid = std::process::id();
+        // One /30 per (process, tag): 4096 processes x 4 tags x 4 addresses = all of 198.19/16.
+        let idx = (pid % 4096) * 4 + (tag as u32 % 4);
+        let net = 0xC613_0000u32 + idx * 4;
+        let host_ip = (net + 1).to_be_bytes();
+        let ns_ip = (net + 2).to_be_bytes();
+        let n = NetNs {
+            ns: format!("daosrs-{pid}-{tag}"),
+            host_if: format!("dr{tag}h{}", pid % 100000),
+            ns_if: format!("dr{tag}n{}", pid % 100000),
+            host_ip,
+            ns_ip,
+        };
+        let fmt = |a: [u8; 4]| format!("{}.{}.{}.{}/30", a[0], a[1], a[2], a[3]);
+        ip(&["netns", "add", &n.ns])?;
+        // From here on Drop removes whatever was made.
+        ip(&[
+            "link", "add", &n.host_if, "type", "veth", "peer", "name", &n.ns_if,
+        ])?;
+        ip(&["link", "set", &n.ns_if, "netns", &n.ns])?;
+        ip(&["addr", "add", &fmt(host_ip), "dev", &n.host_if])?;
+        ip(&["link", "set", &n.host_if, "up"])?;
+        ip(&["-n", &n.ns, "addr", "add", &fmt(ns_ip), "dev", &n.ns_if])?;
+        ip(&["-n", &n.ns, "link", "set", &n.ns_if, "up"])?;
+        ip(&["-n", &n.ns, "link", "set", "lo", "up"])?;
+        Ok(n)
+    }
+
+    /// A command that runs `program` inside the namespace (`ip netns exec` execs it, so the
+    /// child's pid is the program's own).
+    pub fn command(&self, program: &Path) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns]).arg(program);
+        c
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        // Deleting the host end removes the pair; deleting the namespace removes the rest.
+        let _ = ip(&["link", "del", &self.host_if]);
+        let _ = ip(&["netns", "del", &self.ns]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -230,9 +230,19 @@ impl Context {
             ),
             _ => None,
         };
+        // A named NIC binds its own IPv4 address (as DAOS resolves D_INTERFACE); an interface that
+        // does not exist is an error here, not a silent bind to whatever the provider picks.
+        let node = match r.interface.as_deref() {
+            Some(i) if i != "lo" && r.provider.caps().source_node => Some(
+                crate::transport::ofi::interface_ipv4(i)
+                    .map_err(|e| CartError::Config(format!("D_INTERFACE: {e}")))?
+                    .to_string(),
+            ),
+            _ => r.node(),
+        };
         let t = OfiTransport::open(&OfiOptions {
             provider: r.provider,
-            node: r.node(),
+            node,
             domain: r.fi_domain(),
             port,
             recv_count: r.recv_count,

@@ -171,6 +171,56 @@ pub fn restore_default_signals() {
     }
 }
 
+/// The IPv4 address of network interface `name` (what `D_INTERFACE` names), from getifaddrs(3).
+/// Errors name the interface and list the ones that exist, or say it has no IPv4 address.
+pub fn interface_ipv4(name: &str) -> Result<std::net::Ipv4Addr, String> {
+    let mut head: *mut libc::ifaddrs = ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we own until freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(format!(
+            "getifaddrs failed: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let mut names: Vec<String> = Vec::new();
+    let mut found_name = false;
+    let mut addr = None;
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: cur is a node of the list returned by getifaddrs, valid until freeifaddrs;
+        // ifa_name is a NUL-terminated string; ifa_addr is NULL or points to a sockaddr whose
+        // family says how to read it (AF_INET: sockaddr_in).
+        unsafe {
+            let ifa = &*cur;
+            let n = CStr::from_ptr(ifa.ifa_name).to_string_lossy().into_owned();
+            if n == name {
+                found_name = true;
+                if addr.is_none()
+                    && !ifa.ifa_addr.is_null()
+                    && i32::from((*ifa.ifa_addr).sa_family) == libc::AF_INET
+                {
+                    let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                    addr = Some(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
+                }
+            }
+            if !names.contains(&n) {
+                names.push(n);
+            }
+            cur = ifa.ifa_next;
+        }
+    }
+    // SAFETY: head came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    match (found_name, addr) {
+        (_, Some(a)) => Ok(a),
+        (true, None) => Err(format!("interface {name:?} has no IPv4 address")),
+        (false, None) => Err(format!(
+            "interface {name:?} does not exist (interfaces here: {})",
+            names.join(", ")
+        )),
+    }
+}
+
 /// A libfabric endpoint with its CQ and AV.
 pub struct OfiTransport {
     inner: Arc<Inner>,
