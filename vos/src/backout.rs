@@ -80,10 +80,23 @@ pub(crate) fn back_out(sh: &Shared) {
     st.deferred_frees.clear();
     st.backing_out = false;
     let waiters = std::mem::take(&mut st.failed_waiters);
+    // Fetches parked on a backed-out operation: their result may show it, so they fail too.
+    let parked = st.unacked.take_parked();
+    for p in &parked {
+        if let Some((seq, _)) = &p.disk {
+            st.active_reads.remove(seq);
+        }
+    }
+    // Read-only from here: nothing is unacknowledged any more (the drained queue never got
+    // LSNs, so its marks would otherwise park fetches forever).
+    st.unacked = Default::default();
     sh.order_cv.notify_all();
     drop(st);
     for w in waiters {
         w.complete(Err(VosError::Failed(msg.clone())));
+    }
+    for p in parked {
+        p.done.complete(Err(VosError::Failed(msg.clone())));
     }
 }
 

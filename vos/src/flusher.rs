@@ -246,7 +246,7 @@ pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>) {
             &zeros,
         );
         // Acknowledge in LSN order.
-        let (failed, leader) = {
+        let (failed, leader, ready) = {
             let mut st = sh.st.lock();
             while st.wal.acked_lsn != lsn_first {
                 sh.order_cv.wait(&mut st);
@@ -261,14 +261,17 @@ pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>) {
             st.wal.acked_lsn = lsn_first + nrec;
             st.wal.acked_pos = pos + batch_len;
             sh.order_cv.notify_all();
+            let mut ready = Vec::new();
             if st.failed.is_none() {
                 st.deferred_frees.extend(batch.frees.iter().copied());
                 st.release_ready_frees();
+                let acked = st.wal.acked_lsn;
+                ready = st.unacked.acked(acked);
             } else if st.backing_out {
                 // Answered by the back-out, once the index no longer shows this batch.
                 st.failed_waiters.append(&mut batch.waiters);
             }
-            (st.failed.clone(), leader)
+            (st.failed.clone(), leader, ready)
         };
         for w in batch.waiters.drain(..) {
             w.complete(match &failed {
@@ -276,6 +279,7 @@ pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>) {
                 Some(f) => Err(VosError::Failed(f.clone())),
             });
         }
+        sh.answer_parked(ready);
         if leader {
             back_out(&sh);
         }

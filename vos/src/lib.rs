@@ -13,7 +13,8 @@
 //! - [`error`]: [`VosError`], mapped to `DER_*` through `DaosErrno`; [`fault`]: test-only
 //!   fault injection at the flusher's I/O sites; `backout`: the read-only transition.
 //! - [`akey`], [`akeymap`] and [`index`]: the sans-IO metadata index (pure in-memory structs); every mutation is
-//!   an [`index::IndexOp`], which is also the WAL record body, so replay runs exactly what ran.
+//!   an [`index::IndexOp`], which is also the WAL record body, so replay runs exactly what ran;
+//!   `unacked`: objects with operations not yet durable, and the fetches parked on them.
 //! - [`alloc`]: data-file extent allocator (VEA role), rebuilt from the index at open.
 //! - [`wal`]: WAL batch format and replay; [`ckpt`]: checkpoint and pool-header files;
 //!   [`layout`]: where pieces live on the bdev tier (directory for `file`, regions for `kdev`);
@@ -50,6 +51,8 @@
 //!   batches, rebuilds the index from checkpoint + WAL below the failed LSN, and only then fails
 //!   the waiting updates (`DER_IO`), so a fetch after the error sees the old value and a reopen
 //!   agrees. [`fault::Faults`] (test-only `PoolConfig::faults`) injects `EIO` at those sites.
+//!   A fetch touching an object with an unacknowledged operation is parked until it is durable
+//!   (`unacked`), so no fetch returns a value whose update then fails.
 //! - Values above `inline_threshold` (4 KiB, DAOS's `data_thresh`) are first written to the data
 //!   file (reserve → write → fdatasync → publish in the WAL record), so a replayed record never
 //!   points at unwritten data; freed extents return to the allocator only after the record that
@@ -109,6 +112,7 @@ pub mod pool;
 mod reader;
 mod recovery;
 pub mod types;
+mod unacked;
 #[allow(unsafe_code)]
 pub mod uring;
 pub mod wal;

@@ -93,6 +93,8 @@ pub(crate) struct State {
     /// Estimated DRAM metadata bytes (exact after aggregation/discard/destroy, estimated in between).
     pub(crate) meta_est: u64,
     pub(crate) last_ckpt: CheckpointStats,
+    /// Objects with unacknowledged operations, and fetches parked until they are durable.
+    pub(crate) unacked: crate::unacked::Unacked,
 }
 
 pub(crate) struct ReadJob {
@@ -219,6 +221,7 @@ impl VosPool {
                 next_lsn: info.next_lsn,
                 meta_est,
                 last_ckpt: CheckpointStats::default(),
+                unacked: Default::default(),
                 read_seq: 0,
                 active_reads: Default::default(),
                 deferred_frees: Vec::new(),
@@ -322,6 +325,16 @@ impl VosPool {
         op: IndexOp,
         data: Vec<(u64, Arc<AlignedBuf>)>,
     ) -> Completion<Result<()>> {
+        let lsn = st.next_lsn + st.pending.builder.nrec() as u64;
+        match &op {
+            IndexOp::Update { cont, oid, .. } | IndexOp::Punch { cont, oid, .. } => {
+                st.unacked.mark(lsn, *cont, Some(*oid))
+            }
+            IndexOp::ContCreate { cont }
+            | IndexOp::ContDestroy { cont }
+            | IndexOp::Aggregate { cont, .. }
+            | IndexOp::Discard { cont, .. } => st.unacked.mark(lsn, *cont, None),
+        }
         st.pending.builder.push(&op);
         for (off, b) in &data {
             st.inflight.insert(*off, b.clone());
@@ -587,12 +600,28 @@ impl VosPool {
                 None => disk.push(c),
             }
         }
-        if disk.is_empty() {
+        let wait = st
+            .unacked
+            .pending_for(cont.as_u128(), oid.as_u128(), st.wal.acked_lsn);
+        if disk.is_empty() && wait.is_none() {
             return Completion::ready(Ok(out));
         }
         let seq = st.read_seq;
-        st.read_seq += 1;
-        st.active_reads.insert(seq);
+        if !disk.is_empty() {
+            st.read_seq += 1;
+            st.active_reads.insert(seq);
+        }
+        if let Some(lsn) = wait {
+            // Depends on an operation not yet durable: answered when it is (or fails).
+            let (done, f) = pair();
+            st.unacked.park(crate::unacked::Parked {
+                lsn,
+                out,
+                disk: (!disk.is_empty()).then_some((seq, disk)),
+                done,
+            });
+            return f;
+        }
         drop(st);
         let (done, f) = pair();
         self.sh.reads.lock().0.push(ReadJob {
@@ -803,6 +832,27 @@ impl State {
         self.deferred_frees = wait;
         for (_, off, len) in ready {
             self.alloc.release(off, len);
+        }
+    }
+}
+
+impl Shared {
+    /// Answers parked fetches whose operations are now durable (data-file reads go to the
+    /// readers). Call without the pool lock.
+    pub(crate) fn answer_parked(&self, ready: Vec<crate::unacked::Parked>) {
+        for p in ready {
+            match p.disk {
+                None => p.done.complete(Ok(p.out)),
+                Some((seq, copies)) => {
+                    self.reads.lock().0.push(ReadJob {
+                        seq,
+                        out: p.out,
+                        copies,
+                        done: p.done,
+                    });
+                    self.read_cv.notify_one();
+                }
+            }
         }
     }
 }

@@ -162,3 +162,67 @@ fn failure_with_many_updates_in_flight_keeps_exactly_the_acknowledged_ones() {
     check(&p, "after reopen");
     p.close().unwrap();
 }
+
+fn fetch_a(p: &VosPool, c: Uuid, o: Oid) -> Completion<Result<Vec<Fetched>, VosError>> {
+    p.fetch(
+        c,
+        o,
+        1000,
+        0,
+        b"d",
+        &[FetchIod::Single {
+            akey: b"a".to_vec(),
+        }],
+    )
+}
+
+#[test]
+fn fetch_racing_a_failing_update_never_returns_its_value() {
+    for (point, size) in [(FaultPoint::WalSync, 64), (FaultPoint::DataWrite, 20_000)] {
+        let (_d, _cfg, p, faults) = faulty_pool();
+        let c = Uuid::from_u128(4);
+        let o = Oid::new(0, 4);
+        p.cont_create(c).wait().unwrap();
+        let old = vec![1u8; size];
+        p.update(c, o, 10, 0, b"d", vec![sv("a", &old)])
+            .wait()
+            .unwrap();
+        faults.arm(point, 1);
+        // Issued while the update is queued or in flight (applied to the index, not durable).
+        let u = p.update(c, o, 20, 0, b"d", vec![sv("a", &vec![2u8; size])]);
+        let f = fetch_a(&p, c, o);
+        assert!(u.wait().is_err());
+        match f.wait() {
+            Ok(v) => assert_eq!(v, vec![Fetched::Single(Some(old.clone()))], "{point:?}"),
+            Err(e) => assert_eq!(e.der(), Der::Io, "{e}"),
+        }
+        assert_eq!(get(&p, c, o, "d", "a"), Some(old), "{point:?}");
+    }
+}
+
+#[test]
+fn fetch_of_an_unacknowledged_update_waits_until_it_is_durable() {
+    let (_d, _cfg, p, _faults) = faulty_pool();
+    let c = Uuid::from_u128(5);
+    let o = Oid::new(0, 5);
+    p.cont_create(c).wait().unwrap();
+    for i in 0..50u8 {
+        let u = p.update(c, o, 10 + i as u64, 0, b"d", vec![sv("a", &[i; 100])]);
+        let f = fetch_a(&p, c, o);
+        let got = f.wait().unwrap();
+        // The fetch saw the new value, so the update must already be acknowledged.
+        assert_eq!(got, vec![Fetched::Single(Some(vec![i; 100]))]);
+        assert!(
+            u.is_done(),
+            "fetch answered before the update it shows was durable"
+        );
+        u.wait().unwrap();
+    }
+    // A fetch of an object with nothing in flight is not delayed by another object's update.
+    let other = p.update(c, Oid::new(0, 6), 10, 0, b"d", vec![sv("a", b"x")]);
+    assert_eq!(
+        fetch_a(&p, c, o).wait().unwrap(),
+        vec![Fetched::Single(Some(vec![49; 100]))]
+    );
+    other.wait().unwrap();
+}
