@@ -1,5 +1,5 @@
 //! [`AkeyMap`]: the container's ordered `(oid, dkey, akey) → AkeyEntry` map, stored as a B-tree
-//! of copy-on-write leaves (`Arc<BTreeMap>` of at most [`LEAF`] entries, keyed by their first
+//! of copy-on-write leaves (`Arc<BTreeMap>` of at most `LEAF` (512) entries, keyed by their first
 //! key), so a checkpoint can take a consistent copy in O(entries / LEAF) under the pool lock and
 //! encode it outside: a later mutation copies only the leaf it touches, once, and only while a
 //! checkpoint still holds it (`Arc::make_mut`).
