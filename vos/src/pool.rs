@@ -737,7 +737,7 @@ impl VosPool {
         anchor: &mut Anchor,
         max: usize,
     ) -> Result<Vec<Oid>> {
-        self.lock_read()?
+        self.lock_durable(cont, None)?
             .index
             .list_objects(cont.as_u128(), epr, anchor, max)
     }
@@ -750,7 +750,7 @@ impl VosPool {
         anchor: &mut Anchor,
         max: usize,
     ) -> Result<Vec<Vec<u8>>> {
-        self.lock_read()?
+        self.lock_durable(cont, Some(oid))?
             .index
             .list_dkeys(cont.as_u128(), oid, epr, anchor, max)
     }
@@ -764,9 +764,14 @@ impl VosPool {
         anchor: &mut Anchor,
         max: usize,
     ) -> Result<Vec<Vec<u8>>> {
-        self.lock_read()?
-            .index
-            .list_akeys(cont.as_u128(), oid, dkey, epr, anchor, max)
+        self.lock_durable(cont, Some(oid))?.index.list_akeys(
+            cont.as_u128(),
+            oid,
+            dkey,
+            epr,
+            anchor,
+            max,
+        )
     }
     /// Visible array extents of an akey; at most `max` per call.
     #[allow(clippy::too_many_arguments)]
@@ -780,9 +785,39 @@ impl VosPool {
         anchor: &mut Anchor,
         max: usize,
     ) -> Result<Vec<RecxEntry>> {
-        self.lock_read()?
-            .index
-            .list_recxs(cont.as_u128(), oid, dkey, akey, epr, anchor, max)
+        self.lock_durable(cont, Some(oid))?.index.list_recxs(
+            cont.as_u128(),
+            oid,
+            dkey,
+            akey,
+            epr,
+            anchor,
+            max,
+        )
+    }
+
+    /// [`VosPool::lock_read`], after waiting (blocking) until every operation on `oid` (every
+    /// operation in the container if None) is durable: enumerations never list what a failing
+    /// flush could still back out.
+    fn lock_durable(
+        &self,
+        cont: Uuid,
+        oid: Option<Oid>,
+    ) -> Result<parking_lot::MutexGuard<'_, State>> {
+        let mut st = self.lock_read()?;
+        loop {
+            let acked = st.wal.acked_lsn;
+            let wait = match oid {
+                Some(o) => st.unacked.pending_for(cont.as_u128(), o.as_u128(), acked),
+                None => st.unacked.pending_in(cont.as_u128(), acked),
+            };
+            if wait.is_none() {
+                return Ok(st);
+            }
+            self.sh.order_cv.wait(&mut st);
+            drop(st);
+            st = self.lock_read()?;
+        }
     }
 
     /// Space in use and total for metadata (DRAM, approximate) and the data file.

@@ -6,7 +6,8 @@
 //! container) with an operation at an LSN not yet acknowledged is parked with its result until
 //! that LSN is durable, then answered; if the flush fails instead, it fails with the same
 //! `DER_IO` (the back-out answers it) and a retry reads the durable state. Fetches of data that
-//! is already durable are not delayed. Enumerations are not parked (see the README).
+//! is already durable are not delayed. Enumerations (synchronous) block until the object's (for
+//! `list_objects`: the container's) operations are durable.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -30,6 +31,8 @@ pub(crate) struct Unacked {
     objects: HashMap<(u128, u128), u64>,
     /// container → LSN of the newest container-wide operation.
     conts: HashMap<u128, u64>,
+    /// container → LSN of the newest operation of any kind in it (for object enumeration).
+    any: HashMap<u128, u64>,
     /// Marks in LSN order, to forget them once acknowledged.
     order: VecDeque<(u64, u128, Option<u128>)>,
     parked: Vec<Parked>,
@@ -42,6 +45,7 @@ impl Unacked {
             Some(o) => self.objects.insert((cont, o), lsn),
             None => self.conts.insert(cont, lsn),
         };
+        self.any.insert(cont, lsn);
         self.order.push_back((lsn, cont, oid));
     }
 
@@ -50,6 +54,11 @@ impl Unacked {
         let o = self.objects.get(&(cont, oid)).copied();
         let c = self.conts.get(&cont).copied();
         o.max(c).filter(|l| *l >= acked)
+    }
+
+    /// The newest unacknowledged LSN of any operation in `cont`.
+    pub fn pending_in(&self, cont: u128, acked: u64) -> Option<u64> {
+        self.any.get(&cont).copied().filter(|l| *l >= acked)
     }
 
     pub fn park(&mut self, p: Parked) {
@@ -63,6 +72,9 @@ impl Unacked {
                 break;
             }
             self.order.pop_front();
+            if self.any.get(&cont) == Some(&lsn) {
+                self.any.remove(&cont);
+            }
             match oid {
                 Some(o) => {
                     if self.objects.get(&(cont, o)) == Some(&lsn) {

@@ -226,3 +226,35 @@ fn fetch_of_an_unacknowledged_update_waits_until_it_is_durable() {
     );
     other.wait().unwrap();
 }
+
+#[test]
+fn enumeration_waits_for_durability_and_never_lists_a_backed_out_key() {
+    let (_d, _cfg, p, faults) = faulty_pool();
+    let c = Uuid::from_u128(7);
+    let o = Oid::new(0, 7);
+    p.cont_create(c).wait().unwrap();
+    let akeys = |p: &VosPool| p.list_akeys(c, o, b"d", EpochRange::ALL, &mut Anchor::default(), 10);
+    let objects = |p: &VosPool| p.list_objects(c, EpochRange::ALL, &mut Anchor::default(), 10);
+    // Success: a listing issued right behind an update waits for it and shows it.
+    let u = p.update(c, o, 10, 0, b"d", vec![sv("a", b"1")]);
+    assert_eq!(akeys(&p).unwrap(), vec![b"a".to_vec()]);
+    u.wait().unwrap();
+    let u = p.update(c, Oid::new(0, 8), 10, 0, b"d", vec![sv("a", b"1")]);
+    assert_eq!(objects(&p).unwrap().len(), 2);
+    u.wait().unwrap();
+    // Failure: the new akey and object are never listed.
+    faults.arm(FaultPoint::WalSync, 1);
+    let u = p.update(c, o, 20, 0, b"d", vec![sv("fresh", b"2")]);
+    let v = p.update(c, Oid::new(0, 9), 20, 0, b"d", vec![sv("a", b"2")]);
+    match akeys(&p) {
+        Ok(list) => assert_eq!(list, vec![b"a".to_vec()]),
+        Err(e) => assert_eq!(e.der(), Der::Io, "{e}"),
+    }
+    match objects(&p) {
+        Ok(list) => assert_eq!(list.len(), 2),
+        Err(e) => assert_eq!(e.der(), Der::Io, "{e}"),
+    }
+    assert!(u.wait().is_err() && v.wait().is_err());
+    assert_eq!(akeys(&p).unwrap(), vec![b"a".to_vec()]);
+    assert_eq!(objects(&p).unwrap().len(), 2);
+}
