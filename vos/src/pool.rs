@@ -132,8 +132,6 @@ pub(crate) struct Shared {
     /// after the one before it, so a valid batch never follows a torn one after a process crash.
     pub(crate) written: Mutex<(u64, bool)>,
     pub(crate) written_cv: Condvar,
-    /// Lock-free copy of `written.0` for the short spin before sleeping.
-    pub(crate) written_lsn: std::sync::atomic::AtomicU64,
 }
 
 /// One target's versioned object store. Dropping it (or [`VosPool::close`]) flushes what is queued.
@@ -260,7 +258,6 @@ impl VosPool {
             faults: cfg.faults.clone(),
             written: Mutex::new((info.next_lsn, false)),
             written_cv: Condvar::new(),
-            written_lsn: info.next_lsn.into(),
         });
         let zeros = Arc::new(AlignedBuf::zeroed(sh.wal_chunk as usize));
         let mut threads = Vec::new();
