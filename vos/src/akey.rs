@@ -308,68 +308,58 @@ impl AkeyEntry {
                     }
                 }
             }
-            AkeyValue::Array { rsize, exts } => {
-                let rs = *rsize as u64;
-                let old = std::mem::take(exts);
-                // Newest-first among epochs <= upto: the pieces of each extent that a read at
-                // `upto` (hence at any epoch >= upto: newer extents only overlay) still sees.
-                let mut covered: Vec<(u64, u64)> = Vec::new();
-                let mut parts: Vec<Vec<(u64, u64)>> = vec![Vec::new(); old.len()];
-                for (i, x) in old.iter().enumerate().rev() {
-                    if x.epoch > upto || !visible(x.epoch, upto, f) {
-                        continue;
-                    }
-                    let mut p = uncovered(&covered, x.recx);
-                    p.sort_unstable();
-                    covered.extend(p.iter().copied());
-                    parts[i] = p;
+            AkeyValue::Array { .. } => {}
+        }
+        let parts = self.visible_parts(upto, outer);
+        if let AkeyValue::Array { rsize, exts } = &mut self.value {
+            let rs = *rsize as u64;
+            let old = std::mem::take(exts);
+            // Rebuild in the original order (equal epochs: later entries win): fully
+            // shadowed extents are dropped (their space reclaimed), inline ones are trimmed
+            // to their visible pieces and merged with a contiguous same-epoch neighbour,
+            // data-file ones partly visible stay whole here (the pool rewrites them into their
+            // visible pieces first: `Index::rewrite_plan`, `IndexOp::Rewrite`).
+            for (x, p) in old.into_iter().zip(parts) {
+                if x.epoch > upto {
+                    exts.push(x);
+                    continue;
                 }
-                // Rebuild in the original order (equal epochs: later entries win): fully
-                // shadowed extents are dropped (their space reclaimed), inline ones are trimmed
-                // to their visible pieces and merged with a contiguous same-epoch neighbour,
-                // data-file ones partly visible stay whole (trimming them needs a data rewrite).
-                for (x, p) in old.into_iter().zip(parts) {
-                    if x.epoch > upto {
-                        exts.push(x);
-                        continue;
-                    }
-                    if p.is_empty() {
-                        freed.push(x.payload);
-                        continue;
-                    }
-                    let Payload::Inline(b) = &x.payload else {
-                        exts.push(x);
-                        continue;
+                if p.is_empty() {
+                    freed.push(x.payload);
+                    continue;
+                }
+                let Payload::Inline(b) = &x.payload else {
+                    exts.push(x);
+                    continue;
+                };
+                let whole = p.len() == 1 && p[0] == (x.recx.idx, x.recx.end());
+                for (l, h) in p {
+                    let bytes = if whole {
+                        b.clone()
+                    } else {
+                        b[((l - x.recx.idx) * rs) as usize..((h - x.recx.idx) * rs) as usize]
+                            .to_vec()
                     };
-                    let whole = p.len() == 1 && p[0] == (x.recx.idx, x.recx.end());
-                    for (l, h) in p {
-                        let bytes = if whole {
-                            b.clone()
-                        } else {
-                            b[((l - x.recx.idx) * rs) as usize..((h - x.recx.idx) * rs) as usize]
-                                .to_vec()
-                        };
-                        if let Some(ArrExt {
-                            epoch,
-                            recx,
-                            payload: Payload::Inline(prev),
-                        }) = exts.last_mut()
+                    if let Some(ArrExt {
+                        epoch,
+                        recx,
+                        payload: Payload::Inline(prev),
+                    }) = exts.last_mut()
+                    {
+                        if *epoch == x.epoch
+                            && recx.end() == l
+                            && prev.len() + bytes.len() <= MERGE_MAX
                         {
-                            if *epoch == x.epoch
-                                && recx.end() == l
-                                && prev.len() + bytes.len() <= MERGE_MAX
-                            {
-                                prev.extend_from_slice(&bytes);
-                                recx.nr += h - l;
-                                continue;
-                            }
+                            prev.extend_from_slice(&bytes);
+                            recx.nr += h - l;
+                            continue;
                         }
-                        exts.push(ArrExt {
-                            epoch: x.epoch,
-                            recx: Recx::new(l, h - l),
-                            payload: Payload::Inline(bytes),
-                        });
                     }
+                    exts.push(ArrExt {
+                        epoch: x.epoch,
+                        recx: Recx::new(l, h - l),
+                        payload: Payload::Inline(bytes),
+                    });
                 }
             }
         }
@@ -378,6 +368,71 @@ impl AkeyEntry {
             self.value = AkeyValue::Empty;
         }
         freed
+    }
+
+    /// For each array extent at or below `upto`, the `[lo, hi)` record intervals a read at
+    /// `upto` still sees (empty: fully shadowed or punched; extents above `upto`: empty too).
+    pub fn visible_parts(&self, upto: Epoch, outer: Option<Epoch>) -> Vec<Vec<(u64, u64)>> {
+        let f = self.floor(upto, outer);
+        let AkeyValue::Array { exts, .. } = &self.value else {
+            return Vec::new();
+        };
+        let mut covered: Vec<(u64, u64)> = Vec::new();
+        let mut parts = vec![Vec::new(); exts.len()];
+        for (i, x) in exts.iter().enumerate().rev() {
+            if x.epoch > upto || !visible(x.epoch, upto, f) {
+                continue;
+            }
+            let mut p = uncovered(&covered, x.recx);
+            p.sort_unstable();
+            covered.extend(p.iter().copied());
+            parts[i] = p;
+        }
+        parts
+    }
+
+    /// The visible pieces at `upto` of the data-file extent at `off` written at `epoch`.
+    pub fn extent_parts(
+        &self,
+        upto: Epoch,
+        outer: Option<Epoch>,
+        epoch: Epoch,
+        off: u64,
+    ) -> Option<Vec<(u64, u64)>> {
+        let AkeyValue::Array { exts, .. } = &self.value else {
+            return None;
+        };
+        let i = exts.iter().position(|x| {
+            x.epoch == epoch && matches!(x.payload, Payload::Extent { off: o, .. } if o == off)
+        })?;
+        self.visible_parts(upto, outer).into_iter().nth(i)
+    }
+
+    /// Replaces the data-file extent at `off` written at `epoch` by `parts` (its visible pieces,
+    /// rewritten), in place. Returns what became unreachable: the old extent, or the new parts
+    /// if the old extent is gone (changed meanwhile).
+    pub fn rewrite(&mut self, epoch: Epoch, off: u64, parts: Vec<(Recx, Payload)>) -> Vec<Payload> {
+        let AkeyValue::Array { exts, .. } = &mut self.value else {
+            return parts.into_iter().map(|(_, p)| p).collect();
+        };
+        let at = exts.iter().position(|x| {
+            x.epoch == epoch && matches!(x.payload, Payload::Extent { off: o, .. } if o == off)
+        });
+        let Some(i) = at else {
+            return parts.into_iter().map(|(_, p)| p).collect();
+        };
+        let old = exts.remove(i);
+        for (k, (recx, payload)) in parts.into_iter().enumerate() {
+            exts.insert(
+                i + k,
+                ArrExt {
+                    epoch,
+                    recx,
+                    payload,
+                },
+            );
+        }
+        vec![old.payload]
     }
 
     /// Removes every version and punch with an epoch in `[lo, hi]`; returns removed payloads.

@@ -64,6 +64,35 @@ pub enum IndexOp {
         lo: Epoch,
         hi: Epoch,
     },
+    /// Aggregation's data rewrite: the data-file extent at `off` (written at `epoch`) is
+    /// replaced by its visible pieces `parts` (already durable in the data file, or inline).
+    Rewrite {
+        cont: u128,
+        oid: u128,
+        dkey: Vec<u8>,
+        akey: Vec<u8>,
+        epoch: Epoch,
+        /// The aggregation epoch the pieces were computed at (re-checked when applied).
+        upto: Epoch,
+        off: u64,
+        parts: Vec<(Recx, Payload)>,
+    },
+}
+
+/// A partly shadowed data-file extent that aggregation at `upto` rewrites into `parts`.
+#[derive(Clone, Debug)]
+pub struct RewritePlan {
+    pub oid: u128,
+    pub dkey: Vec<u8>,
+    pub akey: Vec<u8>,
+    pub epoch: Epoch,
+    pub off: u64,
+    pub len: u32,
+    pub crc: u32,
+    pub rsize: u32,
+    pub recx: Recx,
+    /// Visible `[lo, hi)` record intervals.
+    pub parts: Vec<(u64, u64)>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
@@ -403,6 +432,32 @@ impl Index {
                 }
                 c.dkey_punch.retain(|_, p| !p.is_empty());
             }
+            IndexOp::Rewrite {
+                cont,
+                oid,
+                dkey,
+                akey,
+                epoch,
+                upto,
+                off,
+                parts,
+            } => {
+                let gone = || parts.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>();
+                let Some(c) = self.conts.get_mut(&cont) else {
+                    freed.extend(gone());
+                    return freed;
+                };
+                let outer = c.outer_floor(oid, &dkey, upto);
+                let planned: Vec<(u64, u64)> =
+                    parts.iter().map(|(r, _)| (r.idx, r.end())).collect();
+                match c.akeys.get_mut(&(oid, dkey, akey)) {
+                    // Only if the extent still shows exactly the planned pieces at `upto`.
+                    Some(a) if a.extent_parts(upto, outer, epoch, off) == Some(planned) => {
+                        freed.extend(a.rewrite(epoch, off, parts))
+                    }
+                    _ => freed.extend(gone()),
+                }
+            }
         }
         freed.retain(|p| p.allocation().is_some());
         freed
@@ -698,6 +753,42 @@ impl Index {
         anchor.pos = Some((next as u128).to_be_bytes().to_vec());
         anchor.eof = next >= all.len();
         Ok(page)
+    }
+
+    /// Data-file extents at or below `upto` that a read at `upto` sees only partly: aggregation
+    /// rewrites their visible pieces so the shadowed bytes' space is reclaimed.
+    pub fn rewrite_plan(&self, cont: u128, upto: Epoch) -> Vec<RewritePlan> {
+        let Some(c) = self.conts.get(&cont) else {
+            return Vec::new();
+        };
+        let mut plan = Vec::new();
+        for ((oid, dkey, akey), a) in c.akeys.iter() {
+            let AkeyValue::Array { rsize, exts } = &a.value else {
+                continue;
+            };
+            let outer = c.outer_floor(*oid, dkey, upto);
+            for (x, parts) in exts.iter().zip(a.visible_parts(upto, outer)) {
+                let Payload::Extent { off, len, crc } = x.payload else {
+                    continue;
+                };
+                if parts.is_empty() || parts == [(x.recx.idx, x.recx.end())] {
+                    continue; // freed whole, or kept whole
+                }
+                plan.push(RewritePlan {
+                    oid: *oid,
+                    dkey: dkey.clone(),
+                    akey: akey.clone(),
+                    epoch: x.epoch,
+                    off,
+                    len,
+                    crc,
+                    rsize: *rsize,
+                    recx: x.recx,
+                    parts,
+                });
+            }
+        }
+        plan
     }
 
     /// Every data-file allocation referenced by the index (to rebuild the allocator).

@@ -67,7 +67,8 @@
 //!   now 3.2-3.4 ms and 35.5-36.7 ms). A deep `BTreeMap` clone held the lock 1.27-1.32 s: rejected.
 //! - Aggregation cuts every array extent at or below `upto` to what a read at `upto` still sees:
 //!   fully shadowed extents are freed, inline ones trimmed and merged with contiguous same-epoch
-//!   neighbours; partly shadowed data-file extents stay whole (no data rewrite in the index).
+//!   neighbours; partly shadowed data-file extents are rewritten into their visible pieces
+//!   (`rewrite`: read, write new extents, fdatasync, then an `IndexOp::Rewrite` record).
 //! - Recovery = newest checkpoint + WAL replay: 1 M objects (64 B values) in 0.90-1.11 s from
 //!   the WAL alone, 0.37-0.70 s from a checkpoint (vos_perf --recovery, several runs).
 //! - See README.md in this crate for the on-disk format.
@@ -111,6 +112,7 @@ pub mod layout;
 pub mod pool;
 mod reader;
 mod recovery;
+mod rewrite;
 pub mod types;
 mod unacked;
 #[allow(unsafe_code)]

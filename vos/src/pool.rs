@@ -324,9 +324,9 @@ impl VosPool {
     ) -> Completion<Result<()>> {
         let lsn = st.next_lsn + st.pending.builder.nrec() as u64;
         match &op {
-            IndexOp::Update { cont, oid, .. } | IndexOp::Punch { cont, oid, .. } => {
-                st.unacked.mark(lsn, *cont, Some(*oid))
-            }
+            IndexOp::Update { cont, oid, .. }
+            | IndexOp::Punch { cont, oid, .. }
+            | IndexOp::Rewrite { cont, oid, .. } => st.unacked.mark(lsn, *cont, Some(*oid)),
             IndexOp::ContCreate { cont }
             | IndexOp::ContDestroy { cont }
             | IndexOp::Aggregate { cont, .. }
@@ -694,13 +694,31 @@ impl VosPool {
 
     /// Merges/discards versions no read at an epoch `>= upto` can see (`upto` = the oldest epoch
     /// any snapshot still needs) and reclaims their data-file space.
+    ///
+    /// Partly shadowed data-file extents are first rewritten into their visible pieces
+    /// (`rewrite`): that reads and writes the data file synchronously on the calling thread.
     pub fn aggregate(&self, cont: Uuid, upto: Epoch) -> Completion<Result<()>> {
-        self.log_for_container(
-            cont,
+        let rewrites = crate::rewrite::prepare(&self.sh, cont.as_u128(), upto);
+        let mut st = match self.lock_ok() {
+            Ok(s) => s,
+            Err(e) => return failed(e),
+        };
+        // Logged ahead of the Aggregate op: its completion (LSN order) covers them.
+        for op in rewrites {
+            drop(self.log(&mut st, op, Vec::new()));
+        }
+        if !st.index.has_container(cont.as_u128()) {
+            return failed(VosError::Nonexist {
+                what: format!("container {cont}"),
+            });
+        }
+        self.log(
+            &mut st,
             IndexOp::Aggregate {
                 cont: cont.as_u128(),
                 upto,
             },
+            Vec::new(),
         )
     }
 

@@ -205,7 +205,9 @@ fn rec(fill: u8, i: u64) -> u8 {
 }
 
 /// Data-file bytes the store must still hold at `e` once everything at or below it is
-/// aggregated: every value above the inline threshold still (partly) visible at `e`.
+/// aggregated: every single value above the inline threshold still visible at `e`, and for
+/// array writes, each maximal run of records still visible from one write (aggregation
+/// rewrites partly shadowed extents into those runs; runs up to the threshold become inline).
 fn live_data_bytes(m: &Model, e: u64) -> u64 {
     let up = |n: u64| n.div_ceil(4096) * 4096;
     let mut n = 0;
@@ -217,15 +219,21 @@ fn live_data_bytes(m: &Model, e: u64) -> u64 {
                 }
             }
             let (_, src) = m.array_src(o, d, e);
-            let mut ops: Vec<usize> = src.into_iter().flatten().collect();
-            ops.sort_unstable();
-            ops.dedup();
-            for k in ops {
-                if let Op::Array { nr, .. } = m.log[k] {
-                    if nr > 4096 {
-                        n += up(nr);
-                    }
+            let mut i = 0;
+            while i < src.len() {
+                let Some(k) = src[i] else {
+                    i += 1;
+                    continue;
+                };
+                let mut j = i;
+                while j < src.len() && src[j] == Some(k) {
+                    j += 1;
                 }
+                let run = (j - i) as u64;
+                if matches!(m.log[k], Op::Array { nr, .. } if nr > 4096) && run > 4096 {
+                    n += up(run);
+                }
+                i = j;
             }
         }
     }
