@@ -19,7 +19,8 @@
 //! - [`wal`]: WAL batch format and replay; [`ckpt`]: checkpoint and pool-header files;
 //!   [`layout`]: where pieces live on the bdev tier (directory for `file`, regions for `kdev`);
 //!   `recovery`: checkpoint + previous WAL tail + current WAL, for open and the back-out.
-//! - [`pool`]: [`VosPool`], the durable store API; `flusher`: the group-commit WAL writer
+//! - [`pool`]: [`VosPool`], the durable store API (`listing`: its enumeration calls;
+//!   `rewrite`: aggregation's data rewrite); `flusher`: the group-commit WAL writer
 //!   threads (two batches in flight, acknowledged in LSN order); `reader`: four threads serving
 //!   data-file reads through their own io_urings.
 //! - [`uring`]: the crate's only `unsafe`: 4 KiB-aligned buffers and batched io_uring I/O.
@@ -109,6 +110,7 @@ mod flusher;
 pub use flusher::DSYNC as WAL_DSYNC;
 pub mod index;
 pub mod layout;
+mod listing;
 pub mod pool;
 mod reader;
 mod recovery;
