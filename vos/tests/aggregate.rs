@@ -81,3 +81,65 @@ fn partly_shadowed_data_file_extents_are_rewritten_and_their_space_reclaimed() {
     assert_eq!(read(&p, c, o, 20), before[3]);
     p.close().unwrap();
 }
+
+#[test]
+fn a_rewrite_whose_extent_changed_meanwhile_frees_its_new_pieces_instead() {
+    use vos::akey::Payload;
+    use vos::index::{Index, IndexOp, OpIod, OpValue};
+    let ext = |off: u64, len: u32| Payload::Extent { off, len, crc: 0 };
+    let upd = |epoch, idx, nr, p: Payload| IndexOp::Update {
+        cont: 1,
+        oid: 1,
+        epoch,
+        dkey: b"d".to_vec(),
+        iods: vec![OpIod {
+            akey: b"a".to_vec(),
+            value: OpValue::Array {
+                rsize: 1,
+                exts: vec![(Recx::new(idx, nr), p)],
+            },
+        }],
+    };
+    let mut ix = Index::default();
+    ix.apply(IndexOp::ContCreate { cont: 1 });
+    ix.apply(upd(1, 0, 20_000, ext(0, 20_000)));
+    ix.apply(upd(2, 5_000, 10_000, ext(20_480, 10_000)));
+    let plan = ix.rewrite_plan(1, 5);
+    assert_eq!(plan.len(), 1);
+    assert_eq!(plan[0].parts, vec![(0, 5_000), (15_000, 20_000)]);
+    let rewrite = |parts: Vec<(u64, u64)>| IndexOp::Rewrite {
+        cont: 1,
+        oid: 1,
+        dkey: b"d".to_vec(),
+        akey: b"a".to_vec(),
+        epoch: 1,
+        upto: 5,
+        off: 0,
+        parts: parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, (l, h))| {
+                (
+                    Recx::new(l, h - l),
+                    ext(40_960 + 8_192 * i as u64, (h - l) as u32),
+                )
+            })
+            .collect(),
+    };
+    // The shadowing extent is discarded before the rewrite applies: the planned pieces no
+    // longer match, so the rewrite frees its own new extents and keeps the old one whole.
+    let mut raced = ix.clone();
+    raced.apply(IndexOp::Discard {
+        cont: 1,
+        lo: 2,
+        hi: 2,
+    });
+    let freed = raced.apply(rewrite(plan[0].parts.clone()));
+    assert_eq!(freed, vec![ext(40_960, 5_000), ext(49_152, 5_000)]);
+    assert!(raced.allocations().contains(&(0, 20_480)));
+    // Unchanged: the old extent is replaced and freed.
+    let freed = ix.apply(rewrite(plan[0].parts.clone()));
+    assert_eq!(freed, vec![ext(0, 20_000)]);
+    assert!(!ix.allocations().contains(&(0, 20_480)));
+    assert!(ix.rewrite_plan(1, 5).is_empty());
+}
