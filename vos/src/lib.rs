@@ -63,15 +63,17 @@
 //! - Checkpoints copy the index under the lock and encode + write the copy outside it while
 //!   batches keep flowing into the old WAL (`recovery` replays that WAL's tail): [`akeymap`]
 //!   stores each container's akeys as a B-tree of `Arc`-shared copy-on-write leaves, so the copy
-//!   is O(entries / 512). 1 M objects (vos_perf --recovery 1000000 --checkpoint): lock held
-//!   2.8-3.1 ms (was the whole encode: a fetch probe waited 357.7 ms, an update probe 793.5 ms;
-//!   now 3.2-3.4 ms and 35.5-36.7 ms). A deep `BTreeMap` clone held the lock 1.27-1.32 s: rejected.
+//!   is O(entries / 512). 1 M objects, one fetch + one update probe during `checkpoint()`
+//!   (quiet VM, 2026-11-26 00:16 UTC): longest fetch 225-226 ms → 2.5-2.7 ms, longest update
+//!   228-229 ms → 32-37 ms; lock held 2.4-3.1 ms. A deep `BTreeMap` clone held the lock
+//!   1.27-1.32 s: rejected.
 //! - Aggregation cuts every array extent at or below `upto` to what a read at `upto` still sees:
 //!   fully shadowed extents are freed, inline ones trimmed and merged with contiguous same-epoch
 //!   neighbours; partly shadowed data-file extents are rewritten into their visible pieces
 //!   (`rewrite`: read, write new extents, fdatasync, then an `IndexOp::Rewrite` record).
-//! - Recovery = newest checkpoint + WAL replay: 1 M objects (64 B values) in 0.90-1.11 s from
-//!   the WAL alone, 0.37-0.70 s from a checkpoint (vos_perf --recovery, several runs).
+//! - Recovery = newest checkpoint + WAL replay: 1 M objects (64 B values) in 0.76 / 1.14 s from
+//!   the WAL alone, 0.69 / 0.84 s from a checkpoint plus the previous WAL's tail (vos_perf
+//!   --recovery, 2026-11-26 00:15 UTC, commit 9312256). Throughput figures beside fio: README.
 //! - See README.md in this crate for the on-disk format.
 //!
 //! Example (blocking style; an engine loop would `.await` the same [`Completion`]s and keep many
