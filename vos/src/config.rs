@@ -110,7 +110,7 @@ impl PoolConfig {
             wal_checkpoint_bytes: 256 << 20,
             wal_chunk: 16 << 20,
             preallocate_data: false,
-            flushers: 2,
+            flushers: 1,
             faults: None,
         }
     }

@@ -34,11 +34,15 @@
 //!   io_uring) and checkpoints, as DAOS's MD-on-SSD. An update completes only after its WAL
 //!   batch is durable. Updates are applied to the index when queued (so later conditional checks
 //!   see them, as DAOS's in-memory VOS transaction does) and acknowledged when durable.
-//! - Group commit: each of `PoolConfig::flushers` (default 2) threads takes everything queued
-//!   as one batch, so one batch is being written while the other waits for its fdatasync;
-//!   batches are acknowledged in LSN order. Measured back to back on this VM (noisy, loaded):
-//!   4 KiB QD16 8.8k/8.0k ops/s with 1 flusher vs 16.0k/14.7k with 2; 64 B QD64 50k/32k vs
-//!   58k/73k. 3-8 flushers gave no consistent further gain.
+//! - Group commit: each of `PoolConfig::flushers` (default 1) threads takes everything queued
+//!   as one batch; batches are acknowledged in LSN order. With 2 flushers one batch is written
+//!   while the other waits for its fdatasync. That won when fdatasync went through io_uring
+//!   (loaded VM: 4 KiB QD16 8.8k/8.0k ops/s with 1 vs 16.0k/14.7k with 2), but since fdatasync is
+//!   a direct syscall and batch writes are issued in LSN order, 1 flusher wins in 10 of 10
+//!   alternating pairs (2026-11-26, quiet VM; then with a CPU hog): 4 KiB QD16 46.5k/44.7k vs
+//!   43.5k/40.6k, loaded 47.6k/41.0k vs 35.0k/40.7k; 64 B QD64 195.6k/190.0k vs 173.2k/179.0k,
+//!   loaded 216.2k/180.7k vs 192.2k/158.4k; 1 MiB array QD16 2706/2710 vs 2587/2566 MB/s.
+//!   3 and 4 flushers: 4 KiB 31.1k/31.9k and 24.8k/26.2k.
 //! - WAL write + fdatasync, not `RWF_DSYNC`: measured 3x slower here (virtio disk without FUA).
 //!   Writes and reads go through io_uring; fdatasync is a direct syscall on the flusher thread
 //!   (io_uring punts fsync to a kernel worker: 1.5-2.5x slower on the loaded 2 cores).

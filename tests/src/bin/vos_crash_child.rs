@@ -18,7 +18,7 @@ pub fn value(round: u64, i: u64) -> Vec<u8> {
 }
 
 /// The pool configuration shared by the child and the parent: class `file` in `dir/bdev`, or
-/// class `kdev` on the fixed-size file `dir/dev.img`. Checkpoints every 256 KiB of WAL so kills
+/// class `kdev` on the fixed-size file `dir/dev.img` with 2 flushers. Checkpoints every 256 KiB of WAL so kills
 /// land during checkpoints too.
 pub fn config(dir: &std::path::Path, kdev: bool) -> PoolConfig {
     let mut cfg = PoolConfig::new(dir.join("scm"), dir.join("bdev"));
@@ -28,6 +28,8 @@ pub fn config(dir: &std::path::Path, kdev: bool) -> PoolConfig {
     if kdev {
         cfg.bdev_class = "kdev".parse().expect("class");
         cfg.bdev_path = dir.join("dev.img");
+        // Two batches in flight here (the `file` rounds use the default, one).
+        cfg.flushers = 2;
     }
     cfg
 }

@@ -56,8 +56,8 @@ struct Args {
     /// Values larger than this go to the data file (default 4096).
     #[arg(long, default_value_t = 4096)]
     inline_threshold: usize,
-    /// WAL writer threads (batches in flight); 1 = serial group commit.
-    #[arg(long, default_value_t = 2)]
+    /// WAL writer threads (batches in flight); 1 = serial group commit (the default).
+    #[arg(long, default_value_t = 1)]
     flushers: usize,
     /// WAL durability: dsync (RWF_DSYNC writes) or fdatasync (write, then fdatasync).
     #[arg(long, default_value = "fdatasync")]
