@@ -181,7 +181,8 @@ pub fn free_port() -> u16 {
 }
 
 /// A network namespace joined to the host by a veth pair, with one address on each end (in
-/// 198.19.0.0/16, a /30 per test process), removed when dropped. Needs root and `ip` (iproute2).
+/// 198.19.0.0/16, a /30 per test process), removed when dropped. Needs root, `ip` (iproute2) and
+/// `nsenter` (util-linux).
 pub struct NetNs {
     /// Namespace name.
     pub ns: String,
@@ -196,7 +197,11 @@ pub struct NetNs {
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
+    run_ip(Command::new("ip"), args)
+}
+
+fn run_ip(mut cmd: Command, args: &[&str]) -> Result<(), String> {
+    let out = cmd
         .args(args)
         .output()
         .map_err(|e| format!("cannot run `ip`: {e}"))?;
@@ -236,17 +241,22 @@ impl NetNs {
         ip(&["link", "set", &n.ns_if, "netns", &n.ns])?;
         ip(&["addr", "add", &fmt(host_ip), "dev", &n.host_if])?;
         ip(&["link", "set", &n.host_if, "up"])?;
-        ip(&["-n", &n.ns, "addr", "add", &fmt(ns_ip), "dev", &n.ns_if])?;
-        ip(&["-n", &n.ns, "link", "set", &n.ns_if, "up"])?;
-        ip(&["-n", &n.ns, "link", "set", "lo", "up"])?;
+        for args in [
+            &["addr", "add", &fmt(ns_ip), "dev", &n.ns_if][..],
+            &["link", "set", &n.ns_if, "up"],
+            &["link", "set", "lo", "up"],
+        ] {
+            run_ip(n.command(Path::new("ip")), args)?;
+        }
         Ok(n)
     }
 
-    /// A command that runs `program` inside the namespace (`ip netns exec` execs it, so the
-    /// child's pid is the program's own).
+    /// A command that runs `program` inside the namespace. `nsenter --net` switches only the
+    /// network namespace (`ip netns exec` / `ip -n` also remount /sys, which a chroot refuses) and
+    /// execs the program, so the child's pid is the program's own.
     pub fn command(&self, program: &Path) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.ns]).arg(program);
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{}", self.ns)).arg(program);
         c
     }
 }

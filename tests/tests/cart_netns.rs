@@ -33,7 +33,16 @@ async fn tcp_over_a_veth_pair_into_a_namespace() {
         eprintln!("SKIPPED: needs root for `ip netns` (CI runs as root)");
         return;
     }
-    let net = NetNs::create('a').expect("create a network namespace and a veth pair");
+    let net = match NetNs::create('a') {
+        Ok(n) => n,
+        // Only where the kernel refuses namespaces to this process (e.g. a restricted container);
+        // on the CI machine and a normal root shell this runs.
+        Err(e) if e.contains("Operation not permitted") || e.contains("Invalid argument") => {
+            eprintln!("SKIPPED: network namespaces are not available here: {e}");
+            return;
+        }
+        Err(e) => panic!("create a network namespace and a veth pair: {e}"),
+    };
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = net.command(&bin_path("cart_server"));
     cmd.args(["--group-name", "ns", "--rank", "0", "--path"])
