@@ -181,10 +181,13 @@ pub fn free_port() -> u16 {
 }
 
 /// A network namespace joined to the host by a veth pair, with one address on each end (in
-/// 198.19.0.0/16, a /30 per test process), removed when dropped. Needs root, `ip` (iproute2) and
-/// `nsenter` (util-linux).
+/// 198.19.0.0/16, a /30 per test process). The namespace is held by a `unshare --net sleep`
+/// child (no `ip netns add`, so nothing is mounted under /run/netns); dropping the guard kills
+/// it, which destroys the namespace and with it the veth pair. Needs root, `ip` (iproute2),
+/// `unshare` and `nsenter` (util-linux).
 pub struct NetNs {
-    /// Namespace name.
+    holder: Option<Child>,
+    /// Path of the namespace (`/proc/<holder>/ns/net`).
     pub ns: String,
     /// The host end of the veth pair.
     pub host_if: String,
@@ -194,10 +197,6 @@ pub struct NetNs {
     pub host_ip: [u8; 4],
     /// Address of the namespace end.
     pub ns_ip: [u8; 4],
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    run_ip(Command::new("ip"), args)
 }
 
 fn run_ip(mut cmd: Command, args: &[&str]) -> Result<(), String> {
@@ -223,26 +222,51 @@ impl NetNs {
         // One /30 per (process, tag): 4096 processes x 4 tags x 4 addresses = all of 198.19/16.
         let idx = (pid % 4096) * 4 + (tag as u32 % 4);
         let net = 0xC613_0000u32 + idx * 4;
-        let host_ip = (net + 1).to_be_bytes();
-        let ns_ip = (net + 2).to_be_bytes();
-        let n = NetNs {
-            ns: format!("daosrs-{pid}-{tag}"),
+        let holder = Command::new("unshare")
+            .args(["--net", "sleep", "3600"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run `unshare`: {e}"))?;
+        let hpid = holder.id();
+        let mut n = NetNs {
+            holder: Some(holder),
+            ns: format!("/proc/{hpid}/ns/net"),
             host_if: format!("dr{tag}h{}", pid % 100000),
             ns_if: format!("dr{tag}n{}", pid % 100000),
-            host_ip,
-            ns_ip,
+            host_ip: (net + 1).to_be_bytes(),
+            ns_ip: (net + 2).to_be_bytes(),
         };
+        // From here on Drop kills the holder (and so the namespace and the pair).
+        let ours = std::fs::read_link("/proc/self/ns/net").map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(st) = n.holder.as_mut().and_then(|h| h.try_wait().ok().flatten()) {
+                let mut err = String::new();
+                if let Some(mut e) = n.holder.as_mut().and_then(|h| h.stderr.take()) {
+                    let _ = e.read_to_string(&mut err);
+                }
+                return Err(format!("`unshare --net` exited ({st}): {}", err.trim()));
+            }
+            match std::fs::read_link(&n.ns) {
+                Ok(l) if l != ours => break,
+                _ if Instant::now() > deadline => {
+                    return Err("the namespace holder never entered a new namespace".into())
+                }
+                _ => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
         let fmt = |a: [u8; 4]| format!("{}.{}.{}.{}/30", a[0], a[1], a[2], a[3]);
-        ip(&["netns", "add", &n.ns])?;
-        // From here on Drop removes whatever was made.
-        ip(&[
+        let host = |args: &[&str]| run_ip(Command::new("ip"), args);
+        host(&[
             "link", "add", &n.host_if, "type", "veth", "peer", "name", &n.ns_if,
         ])?;
-        ip(&["link", "set", &n.ns_if, "netns", &n.ns])?;
-        ip(&["addr", "add", &fmt(host_ip), "dev", &n.host_if])?;
-        ip(&["link", "set", &n.host_if, "up"])?;
+        host(&["link", "set", &n.ns_if, "netns", &hpid.to_string()])?;
+        host(&["addr", "add", &fmt(n.host_ip), "dev", &n.host_if])?;
+        host(&["link", "set", &n.host_if, "up"])?;
         for args in [
-            &["addr", "add", &fmt(ns_ip), "dev", &n.ns_if][..],
+            &["addr", "add", &fmt(n.ns_ip), "dev", &n.ns_if][..],
             &["link", "set", &n.ns_if, "up"],
             &["link", "set", "lo", "up"],
         ] {
@@ -251,21 +275,24 @@ impl NetNs {
         Ok(n)
     }
 
-    /// A command that runs `program` inside the namespace. `nsenter --net` switches only the
-    /// network namespace (`ip netns exec` / `ip -n` also remount /sys, which a chroot refuses) and
-    /// execs the program, so the child's pid is the program's own.
+    /// A command that runs `program` inside the namespace (`nsenter --net` execs it, so the
+    /// child's pid is the program's own).
     pub fn command(&self, program: &Path) -> Command {
         let mut c = Command::new("nsenter");
-        c.arg(format!("--net=/run/netns/{}", self.ns)).arg(program);
+        c.arg(format!("--net={}", self.ns)).arg(program);
         c
     }
 }
 
 impl Drop for NetNs {
     fn drop(&mut self) {
-        // Deleting the host end removes the pair; deleting the namespace removes the rest.
-        let _ = ip(&["link", "del", &self.host_if]);
-        let _ = ip(&["netns", "del", &self.ns]);
+        // The host end goes first (its peer lives in the namespace); then the holder, whose exit
+        // frees the namespace once no process is left in it.
+        let _ = run_ip(Command::new("ip"), &["link", "del", &self.host_if]);
+        if let Some(mut h) = self.holder.take() {
+            let _ = h.kill();
+            let _ = h.wait();
+        }
     }
 }
 
