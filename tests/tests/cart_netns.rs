@@ -5,7 +5,6 @@
 //! removed afterwards, also when the test fails.
 
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use cart::selftest::Echo;
@@ -114,7 +113,6 @@ async fn tcp_over_a_veth_pair_into_a_namespace() {
     }
     drop(ctx);
     server.stop();
-    let _: Arc<Group> = group;
 }
 
 #[tokio::test]
