@@ -231,6 +231,7 @@ pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>) {
         } else {
             batch.builder.disk_len()
         };
+        let t_write = Instant::now();
         let res = write(
             &sh,
             &mut ring,
@@ -259,6 +260,9 @@ pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>) {
             }
             st.wal.acked_lsn = lsn_first + nrec;
             st.wal.acked_pos = pos + batch_len;
+            // These submitters will likely resubmit right away: the next batch may wait for them.
+            st.cw
+                .acked(batch.waiters.len(), t_write.elapsed(), Instant::now());
             sh.order_cv.notify_all();
             let mut ready = Vec::new();
             if st.failed.is_none() {
@@ -332,6 +336,22 @@ fn take(sh: &Shared) -> Option<Job> {
             return None;
         }
         sh.flush_cv.wait(&mut st);
+    }
+    if st.cw.should_wait(sh.commit_wait) && !st.pending.builder.is_empty() {
+        // Group-commit wait (see `commit_wait`): the submitter completing the expected batch
+        // notifies.
+        let bound = st.cw.bound(sh.commit_wait);
+        let deadline = Instant::now() + bound;
+        while st.cw.missing() && !st.shutdown && !st.wal.ckpt_busy {
+            if sh.flush_cv.wait_until(&mut st, deadline).timed_out() {
+                st.cw.timed_out();
+                break;
+            }
+        }
+        if st.wal.ckpt_busy || st.pending.builder.is_empty() {
+            drop(st);
+            return take(sh);
+        }
     }
     let batch = std::mem::take(&mut st.pending);
     st.wal.sealed &= batch.builder.is_empty();

@@ -95,6 +95,8 @@ pub(crate) struct State {
     pub(crate) last_ckpt: CheckpointStats,
     /// Objects with unacknowledged operations, and fetches parked until they are durable.
     pub(crate) unacked: crate::unacked::Unacked,
+    /// The group-commit wait policy (`commit_wait`).
+    pub(crate) cw: crate::commit_wait::CommitWait,
 }
 
 pub(crate) struct ReadJob {
@@ -132,6 +134,8 @@ pub(crate) struct Shared {
     /// after the one before it, so a valid batch never follows a torn one after a process crash.
     pub(crate) written: Mutex<(u64, bool)>,
     pub(crate) written_cv: Condvar,
+    /// `PoolConfig::commit_wait_us`.
+    pub(crate) commit_wait: std::time::Duration,
 }
 
 /// One target's versioned object store. Dropping it (or [`VosPool::close`]) flushes what is queued.
@@ -220,6 +224,7 @@ impl VosPool {
                 meta_est,
                 last_ckpt: CheckpointStats::default(),
                 unacked: Default::default(),
+                cw: Default::default(),
                 read_seq: 0,
                 active_reads: Default::default(),
                 deferred_frees: Vec::new(),
@@ -258,6 +263,7 @@ impl VosPool {
             faults: cfg.faults.clone(),
             written: Mutex::new((info.next_lsn, false)),
             written_cv: Condvar::new(),
+            commit_wait: std::time::Duration::from_micros(cfg.commit_wait_us),
         });
         let zeros = Arc::new(AlignedBuf::zeroed(sh.wal_chunk as usize));
         let mut threads = Vec::new();
@@ -354,7 +360,11 @@ impl VosPool {
         );
         let (c, f) = pair();
         st.pending.waiters.push(c);
-        self.sh.flush_cv.notify_one();
+        let batch_complete = st.cw.submitted(std::time::Instant::now);
+        if st.pending.waiters.len() == 1 || batch_complete {
+            // A flusher waits either for any work or for the expected batch to fill up.
+            self.sh.flush_cv.notify_one();
+        }
         f
     }
 
