@@ -71,6 +71,10 @@ struct Args {
     /// Skip the fio anchor.
     #[arg(long)]
     no_fio: bool,
+    /// Repeat every case this many times on a fresh pool, fio beside vos each time (fio first
+    /// in every other round); a case reports medians and the median of the per-round ratios.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Recovery mode: write N objects (one 64 B value each), close, reopen, print recovery_s.
     #[arg(long)]
     recovery: Option<u64>,
@@ -377,125 +381,115 @@ fn run(args: Args) -> Result<(), String> {
             return Err(format!("--ops takes update and/or fetch, not {o:?}"));
         }
     }
-    let dir = fresh_dir(&args)?;
-    let data_size = (total * vos::uring::align_up(size).max(4096) * 5 / 4).max(64 << 20);
-    let cfg = pool_config(&args, &dir, data_size);
-    let pool = Arc::new(VosPool::create(&cfg).map_err(|e| e.to_string())?);
-    let cont = Uuid::from_u128(1);
-    pool.cont_create(cont).wait().map_err(|e| e.to_string())?;
     let (dk, ak) = (args.dkeys, args.akeys);
     let payload = Arc::new((0..size).map(|i| (i * 31 + 7) as u8).collect::<Vec<u8>>());
-    let mut cases = Vec::new();
-    let mut did_update = false;
-    for op in &ops {
-        if op == "fetch" && !did_update {
-            // Fetch needs data: populate without timing it.
-            let p = pool.clone();
-            let payload = payload.clone();
-            drive(total, args.queue_depth, &bar(total, true, ""), move |i| {
-                let (o, d, a) = key(i, dk, ak);
-                let f = p.update(cont, o, 1, 0, &d, vec![iod(a, array, &payload)]);
-                async move { f.await.map_err(|e| e.to_string()) }
-            })?;
-            did_update = true;
-        }
-        let pb = bar(total, args.json, op);
-        let p = pool.clone();
-        let res = if op == "update" {
-            did_update = true;
-            let payload = payload.clone();
-            drive(total, args.queue_depth, &pb, move |i| {
-                let (o, d, a) = key(i, dk, ak);
-                let f = p.update(cont, o, 1, 0, &d, vec![iod(a, array, &payload)]);
-                async move { f.await.map_err(|e| e.to_string()) }
-            })?
-        } else {
-            drive(total, args.queue_depth, &pb, move |i| {
-                let (o, d, a) = key(i, dk, ak);
-                let fi = if array {
-                    FetchIod::Array {
-                        akey: a,
-                        rsize: 1,
-                        recxs: vec![Recx::new(0, size)],
-                    }
-                } else {
-                    FetchIod::Single { akey: a }
-                };
-                let f = p.fetch(cont, o, 1, 0, &d, &[fi]);
-                async move {
-                    let v = f.await.map_err(|e| e.to_string())?;
-                    let n = match &v[0] {
-                        Fetched::Single(Some(b)) => b.len() as u64,
-                        Fetched::Array { data, holes } if holes.is_empty() => data.len() as u64,
-                        other => return Err(format!("fetch returned {other:?}")),
-                    };
-                    if n != size {
-                        return Err(format!("fetch returned {n} bytes, expected {size}"));
-                    }
-                    Ok(())
+    let rounds = args.rounds.max(1);
+    let mut measured: Vec<Vec<Measured>> = ops.iter().map(|_| Vec::new()).collect();
+    let mut space = None;
+    for round in 0..rounds {
+        // A fresh pool per round (an update round fills the data file), and fio first in every
+        // other round: this VM's disk slows down under sustained I/O and recovers when idle,
+        // so whichever of the two runs first would otherwise be favoured.
+        let fio_first = round % 2 == 1;
+        let dir = fresh_dir(&args)?;
+        let data_size = (total * vos::uring::align_up(size).max(4096) * 5 / 4).max(64 << 20);
+        let cfg = pool_config(&args, &dir, data_size);
+        let pool = Arc::new(VosPool::create(&cfg).map_err(|e| e.to_string())?);
+        let cont = Uuid::from_u128(1);
+        pool.cont_create(cont).wait().map_err(|e| e.to_string())?;
+        let mut did_update = false;
+        for (k, op) in ops.iter().enumerate() {
+            if op == "fetch" && !did_update {
+                // Fetch needs data: populate without timing it.
+                let p = pool.clone();
+                let payload = payload.clone();
+                drive(total, args.queue_depth, &bar(total, true, ""), move |i| {
+                    let (o, d, a) = key(i, dk, ak);
+                    let f = p.update(cont, o, 1, 0, &d, vec![iod(a, array, &payload)]);
+                    async move { f.await.map_err(|e| e.to_string()) }
+                })?;
+                did_update = true;
+            }
+            let fio_rw = match (op.as_str(), size >= 1 << 20) {
+                ("update", true) => "write",
+                ("update", false) => "randwrite",
+                (_, true) => "read",
+                (_, false) => "randread",
+            };
+            let run_fio = || -> Result<Option<fio::FioResult>, String> {
+                if args.no_fio {
+                    return Ok(None);
                 }
-            })?
-        };
-        pb.finish_and_clear();
-        let mut lat = res.lat_us;
-        let ops_per_sec = res.ops as f64 / res.secs;
-        let mb_per_sec = ops_per_sec * size as f64 / 1e6;
-        let fio_rw = match (op.as_str(), size >= 1 << 20) {
-            ("update", true) => "write",
-            ("update", false) => "randwrite",
-            (_, true) => "read",
-            (_, false) => "randread",
-        };
-        let fio = if args.no_fio {
-            None
-        } else {
-            Some(fio::run(
-                &args.bdev,
+                fio::run(&args.bdev, fio_rw, size, total * size, args.queue_depth).map(Some)
+            };
+            let mut fio = if fio_first { run_fio()? } else { None };
+            let msg = format!("{op} {}/{rounds}", round + 1);
+            let pb = bar(total, args.json, &msg);
+            let p = pool.clone();
+            let res = if op == "update" {
+                did_update = true;
+                let payload = payload.clone();
+                drive(total, args.queue_depth, &pb, move |i| {
+                    let (o, d, a) = key(i, dk, ak);
+                    let f = p.update(cont, o, 1, 0, &d, vec![iod(a, array, &payload)]);
+                    async move { f.await.map_err(|e| e.to_string()) }
+                })?
+            } else {
+                drive(total, args.queue_depth, &pb, move |i| {
+                    let (o, d, a) = key(i, dk, ak);
+                    let fi = if array {
+                        FetchIod::Array {
+                            akey: a,
+                            rsize: 1,
+                            recxs: vec![Recx::new(0, size)],
+                        }
+                    } else {
+                        FetchIod::Single { akey: a }
+                    };
+                    let f = p.fetch(cont, o, 1, 0, &d, &[fi]);
+                    async move {
+                        let v = f.await.map_err(|e| e.to_string())?;
+                        let n = match &v[0] {
+                            Fetched::Single(Some(b)) => b.len() as u64,
+                            Fetched::Array { data, holes } if holes.is_empty() => data.len() as u64,
+                            other => return Err(format!("fetch returned {other:?}")),
+                        };
+                        if n != size {
+                            return Err(format!("fetch returned {n} bytes, expected {size}"));
+                        }
+                        Ok(())
+                    }
+                })?
+            };
+            pb.finish_and_clear();
+            if !fio_first {
+                fio = run_fio()?;
+            }
+            measured[k].push(Measured {
                 fio_rw,
-                size,
-                total * size,
-                args.queue_depth,
-            )?)
-        };
-        let (fio_iops, fio_mb) = fio
-            .as_ref()
-            .map(|f| (f.iops, f.bytes_per_sec / 1e6))
-            .unwrap_or((0.0, 0.0));
-        // Ratio in the unit the target is stated in: bandwidth for 1 MiB, operations otherwise.
-        let ratio = if fio.is_none() {
-            0.0
-        } else if size >= 1 << 20 {
-            mb_per_sec / fio_mb
-        } else {
-            ops_per_sec / fio_iops
-        };
-        cases.push(json!({
-            "op": op,
-            "size": size,
-            "type": args.kind,
-            "queue_depth": args.queue_depth,
-            "ops": res.ops,
-            "ops_per_sec": ops_per_sec,
-            "mb_per_sec": mb_per_sec,
-            "latency_us": {"p50": pct(&mut lat, 0.5), "p99": pct(&mut lat, 0.99)},
-            "fio_rw": fio_rw,
-            "fio_bs": size.max(4096),
-            "fio_iops": fio_iops,
-            "fio_mb_per_sec": fio_mb,
-            "fio_latency_us": fio.as_ref().map(|f| json!({"p50": f.p50_us, "p99": f.p99_us})),
-            "ratio": ratio,
-            "fio_cmd": fio.as_ref().map(|f| f.cmd.clone()),
-        }));
+                ops_per_sec: res.ops as f64 / res.secs,
+                ops: res.ops,
+                lat_us: res.lat_us,
+                fio,
+                fio_first,
+            });
+        }
+        space = Some(pool.space());
+        let pool = Arc::try_unwrap(pool).map_err(|_| "pool still shared".to_string())?;
+        pool.close().map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(args.scm.join("vos_perf_scm"));
     }
-    let space = pool.space();
-    let pool = Arc::try_unwrap(pool).map_err(|_| "pool still shared".to_string())?;
-    pool.close().map_err(|e| e.to_string())?;
-    let _ = std::fs::remove_dir_all(&dir);
-    let _ = std::fs::remove_dir_all(args.scm.join("vos_perf_scm"));
+    let cases: Vec<serde_json::Value> = ops
+        .iter()
+        .zip(measured)
+        .map(|(op, m)| case_json(op, size, &args, m))
+        .collect();
     let out = json!({
         "config": {"objects": args.objects, "dkeys": args.dkeys, "akeys": args.akeys, "size": size,
                    "type": args.kind, "queue_depth": args.queue_depth, "scm": args.scm, "scm_class": format!("{:?}", args.scm_class).to_lowercase(), "bdev": args.bdev,
-                   "inline_threshold": args.inline_threshold, "flushers": args.flushers, "wal_sync": args.wal_sync},
+                   "inline_threshold": args.inline_threshold, "flushers": args.flushers, "wal_sync": args.wal_sync,
+                   "rounds": rounds},
         "space": space,
         "cases": cases,
     });
@@ -514,6 +508,81 @@ fn run(args: Args) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// One round of one case: vos, and fio beside it.
+struct Measured {
+    fio_rw: &'static str,
+    ops_per_sec: f64,
+    ops: u64,
+    lat_us: Vec<f64>,
+    fio: Option<fio::FioResult>,
+    fio_first: bool,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    pct(&mut v, 0.5)
+}
+
+/// A case over its rounds: medians of vos and of fio, and the median of the per-round ratios
+/// (each round pairs two back-to-back runs, so a disk that drifts between rounds cancels out).
+/// Latency percentiles are over every operation of every round.
+fn case_json(op: &str, size: u64, args: &Args, m: Vec<Measured>) -> serde_json::Value {
+    // Ratio in the unit the target is stated in: bandwidth for 1 MiB, operations otherwise.
+    let ratio_of = |r: &Measured| match &r.fio {
+        None => 0.0,
+        Some(f) if size >= 1 << 20 => r.ops_per_sec * size as f64 / f.bytes_per_sec,
+        Some(f) => r.ops_per_sec / f.iops,
+    };
+    let fio_of = |r: &Measured| {
+        r.fio
+            .as_ref()
+            .map(|f| (f.iops, f.bytes_per_sec / 1e6))
+            .unwrap_or((0.0, 0.0))
+    };
+    let rounds: Vec<serde_json::Value> = m
+        .iter()
+        .map(|r| {
+            json!({
+                "ops_per_sec": r.ops_per_sec,
+                "mb_per_sec": r.ops_per_sec * size as f64 / 1e6,
+                "fio_iops": fio_of(r).0,
+                "fio_mb_per_sec": fio_of(r).1,
+                "ratio": ratio_of(r),
+                "fio_first": r.fio_first,
+            })
+        })
+        .collect();
+    let ops_per_sec = median(m.iter().map(|r| r.ops_per_sec).collect());
+    let fio_iops = median(m.iter().map(|r| fio_of(r).0).collect());
+    let fio_mb = median(m.iter().map(|r| fio_of(r).1).collect());
+    let ratio = median(m.iter().map(ratio_of).collect());
+    let fio = m.iter().find_map(|r| r.fio.as_ref());
+    let fio_lat = (fio.is_some()).then(|| {
+        json!({
+            "p50": median(m.iter().filter_map(|r| r.fio.as_ref().map(|f| f.p50_us)).collect()),
+            "p99": median(m.iter().filter_map(|r| r.fio.as_ref().map(|f| f.p99_us)).collect()),
+        })
+    });
+    let mut lat: Vec<f64> = m.iter().flat_map(|r| r.lat_us.iter().copied()).collect();
+    json!({
+        "op": op,
+        "size": size,
+        "type": args.kind,
+        "queue_depth": args.queue_depth,
+        "ops": m.first().map_or(0, |r| r.ops),
+        "ops_per_sec": ops_per_sec,
+        "mb_per_sec": ops_per_sec * size as f64 / 1e6,
+        "latency_us": {"p50": pct(&mut lat, 0.5), "p99": pct(&mut lat, 0.99)},
+        "fio_rw": m.first().map_or("", |r| r.fio_rw),
+        "fio_bs": size.max(4096),
+        "fio_iops": fio_iops,
+        "fio_mb_per_sec": fio_mb,
+        "fio_latency_us": fio_lat,
+        "ratio": ratio,
+        "rounds": rounds,
+        "fio_cmd": fio.map(|f| f.cmd.clone()),
+    })
 }
 
 fn fio_iops_of(c: &serde_json::Value) -> f64 {
