@@ -68,6 +68,10 @@ pub struct Config {
     /// `D_QUOTA_RPCS`: RPCs in flight per context over all endpoints (0 = unlimited); the rest
     /// wait, like RPCs beyond an endpoint's credits.
     pub quota_rpcs: Option<u32>,
+    /// `CART_PROGRESS_MODE`: `block` (default: after the spin window an idle context sleeps on
+    /// the CQ wait fd where the provider has one) or `busy` (Mercury's `NA_NO_BLOCK`: no wait
+    /// object; lower round trips on tcp, an idle context polls with back-off like shm).
+    pub busy_poll: Option<bool>,
 }
 
 /// A configuration with every field decided.
@@ -99,6 +103,8 @@ pub struct Resolved {
     pub bulk_inflight: u32,
     /// RPCs in flight per context (0 = unlimited).
     pub quota_rpcs: u32,
+    /// Busy-poll mode: no CQ wait object.
+    pub busy_poll: bool,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -109,6 +115,17 @@ fn parse_num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, CartError> 
     v.trim()
         .parse()
         .map_err(|_| CartError::Config(format!("{name}={v:?} is not a valid number")))
+}
+
+/// `CART_PROGRESS_MODE`: true for `busy`, false for `block`.
+fn parse_progress_mode(v: &str) -> Result<bool, CartError> {
+    match v.trim() {
+        "block" => Ok(false),
+        "busy" => Ok(true),
+        other => Err(CartError::Config(format!(
+            "CART_PROGRESS_MODE={other:?}: use block or busy"
+        ))),
+    }
 }
 
 impl Config {
@@ -201,8 +218,16 @@ impl Config {
                 "D_QUOTA_RPCS {quota_rpcs} outside 0..=65536"
             )));
         }
+        let busy_poll = match self.busy_poll {
+            Some(b) => b,
+            None => env("CART_PROGRESS_MODE")
+                .map(|v| parse_progress_mode(&v))
+                .transpose()?
+                .unwrap_or(false),
+        };
         Ok(Resolved {
             provider,
+            busy_poll,
             bulk_inflight,
             quota_rpcs,
             interface,
@@ -307,5 +332,17 @@ mod tests {
         assert_eq!(tcp.provider, Provider::TcpRxm);
         assert_eq!(tcp.node().as_deref(), Some("127.0.0.1"));
         assert_eq!(tcp.fi_domain().as_deref(), Some("lo"));
+        let busy = Config {
+            busy_poll: Some(true),
+            ..Default::default()
+        };
+        assert!(busy.resolve().unwrap().busy_poll);
+        assert!(!parse_progress_mode(" block ").unwrap());
+        assert!(parse_progress_mode("busy").unwrap());
+        let e = parse_progress_mode("spin").unwrap_err().to_string();
+        assert!(
+            e.contains("CART_PROGRESS_MODE") && e.contains("spin"),
+            "{e}"
+        );
     }
 }

@@ -13,12 +13,20 @@ use cart::{opcode, CartError, Config, Context, Endpoint, Group, Rpc};
 use daos_common::{DaosErrno, Der};
 use tests::{bin_path, ChildGuard};
 
-fn start_server(dir: &Path, provider: &str, rank: u32, contexts: u32) -> ChildGuard {
+/// `mode` is `CART_PROGRESS_MODE` (block or busy).
+fn start_server_mode(
+    dir: &Path,
+    provider: &str,
+    rank: u32,
+    contexts: u32,
+    mode: &str,
+) -> ChildGuard {
     let mut cmd = Command::new(bin_path("cart_server"));
     cmd.args(["--group-name", "grp", "--rank", &rank.to_string(), "--path"])
         .arg(dir)
         .args(["--contexts", &contexts.to_string()])
         .env("D_PROVIDER", provider)
+        .env("CART_PROGRESS_MODE", mode)
         .env_remove("D_PORT");
     let log = dir.join(format!("server{rank}.log"));
     let mut g =
@@ -35,9 +43,13 @@ struct Cluster {
 }
 
 fn cluster(provider: &str, n: u32, contexts: u32) -> Cluster {
+    cluster_mode(provider, n, contexts, "block")
+}
+
+fn cluster_mode(provider: &str, n: u32, contexts: u32, mode: &str) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let servers: Vec<_> = (0..n)
-        .map(|r| start_server(dir.path(), provider, r, contexts))
+        .map(|r| start_server_mode(dir.path(), provider, r, contexts, mode))
         .collect();
     let group = Group::attach(dir.path(), "grp").unwrap();
     assert_eq!(group.size(), n as usize, "every server published its URI");
@@ -274,12 +286,17 @@ fn cpu_ticks(pid: u32) -> u64 {
 }
 
 /// A server that has served RPCs and then goes idle stops spinning: its contexts block on the CQ
-/// wait fd (tcp) or back off (shm) instead of burning a core, and still answer the next RPC.
-/// A spinning server uses ~100 ticks per second per context; the bound allows 15 % of one core.
+/// wait fd (tcp) or back off (shm, and tcp in busy-poll mode) instead of burning a core, and
+/// still answer the next RPC. A spinning server uses ~100 ticks per second per context; the
+/// bound allows 15 % of one core.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_servers_do_not_burn_a_core() {
-    for provider in ["ofi+tcp;ofi_rxm", "ofi+shm"] {
-        let c = cluster(provider, 1, 2);
+    for (provider, mode) in [
+        ("ofi+tcp;ofi_rxm", "block"),
+        ("ofi+tcp;ofi_rxm", "busy"),
+        ("ofi+shm", "block"),
+    ] {
+        let c = cluster_mode(provider, 1, 2, mode);
         let ctx = client(provider);
         for tag in 0..2 {
             echo_sizes(&ctx, &Endpoint::new(&c.group, 0, tag), &[8, 19 * 1024 + 1]).await;
@@ -293,7 +310,7 @@ async fn idle_servers_do_not_burn_a_core() {
         let secs = t0.elapsed().as_secs_f64();
         assert!(
             (used as f64) < 0.15 * 100.0 * secs,
-            "{provider}: idle cart_server with 2 contexts used {used} CPU ticks in {secs:.1} s"
+            "{provider} ({mode}): idle cart_server with 2 contexts used {used} CPU ticks in {secs:.1} s"
         );
         for tag in 0..2 {
             echo_sizes(&ctx, &Endpoint::new(&c.group, 0, tag), &[8]).await;

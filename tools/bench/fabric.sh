@@ -26,6 +26,10 @@
 #   fi_pingpong_1m_mb_per_sec   fi_pingpong -e rdm -S 1048576: its MB/sec (10^6 B/s) converted to MiB/s
 #   bulk_ratio                  bulk_1m_mb_per_sec / fi_pingpong_1m_mb_per_sec of the same run
 #                               (target ≥ 0.9); with --runs N, the median of the per-run ratios
+#   rtt_8b_us_busy_poll         tcp only: rtt_8b_us with CART_PROGRESS_MODE=busy on both sides (a
+#                               third server, rank 2; CQ without a wait object, Mercury's
+#                               NA_NO_BLOCK); the default mode's figures above stay the contract
+#   rtt_ratio_busy_poll         rtt_8b_us_busy_poll / fi_pingpong_rtt_8b_us of the same run
 #
 # Apples to apples:
 # - fi_pingpong prints ONE-WAY time: "usec/xfer" = loop time / (2 × iterations), because each
@@ -249,19 +253,25 @@ run_pingpong() {
 # waits until both appear in the attach-info file.
 SERVER_PIDS=()
 start_servers() {
-    local prov="$1" group="$2" dir="$3" rank i pid
+    local prov="$1" group="$2" dir="$3" rank i pid mode
     SERVER_PIDS=()
-    for rank in 0 1; do
-        env D_PROVIDER="$prov" ${TCP_IFACE:+D_INTERFACE="$TCP_IFACE"} \
+    # tcp also gets rank 2 in busy-poll mode (CART_PROGRESS_MODE=busy: no CQ wait object) for
+    # the *_busy_poll figures; ranks 0 and 1 run the default (block) mode.
+    local ranks=(0 1)
+    [[ "$prov" == "ofi+tcp;ofi_rxm" ]] && ranks+=(2)
+    for rank in "${ranks[@]}"; do
+        mode=block
+        [[ $rank -eq 2 ]] && mode=busy
+        env D_PROVIDER="$prov" CART_PROGRESS_MODE="$mode" ${TCP_IFACE:+D_INTERFACE="$TCP_IFACE"} \
             taskset -c "$CORE_SRV" "$BIN/cart_server" --group-name "$group" --rank "$rank" --path "$dir" \
             >"$dir/server$rank.log" 2>&1 &
         pid=$!
         PIDS+=("$pid")
         SERVER_PIDS+=("$pid")
     done
-    local f="$dir/$group.attach_info_tmp"
+    local f="$dir/$group.attach_info_tmp" want="${#ranks[@]}"
     for ((i = 0; i < 600; i++)); do
-        if [[ -f "$f" ]] && awk '$1 == "0" { a = 1 } $1 == "1" { b = 1 } END { exit !(a && b) }' "$f"; then
+        if [[ -f "$f" ]] && awk -v want="$want" '$1 ~ /^[0-9]+$/ { n[$1] = 1 } END { c = 0; for (k in n) c++; exit !(c >= want) }' "$f"; then
             return 0
         fi
         for pid in "${SERVER_PIDS[@]}"; do
@@ -288,7 +298,7 @@ run_self_test() {
     local prov="$1" group="$2" dir="$3" eps="$4" sizes="$5" inflight="$6" reps="$7" out
     ST_SEQ=$((ST_SEQ + 1))
     out="$dir/st-$ST_SEQ"
-    if ! env D_PROVIDER="$prov" ${TCP_IFACE:+D_INTERFACE="$TCP_IFACE"} timeout 300 \
+    if ! env D_PROVIDER="$prov" CART_PROGRESS_MODE="${ST_MODE:-block}" ${TCP_IFACE:+D_INTERFACE="$TCP_IFACE"} timeout 300 \
         taskset -c "$CORE_CLI" "$BIN/self_test" -g "$group" -p "$dir" -e "$eps" -s "$sizes" \
         -i "$inflight" -r "$reps" --json >"$out.json" 2>"$out.err"; then
         cat "$out.err" "$out.json" >&2
@@ -352,6 +362,13 @@ for p in "${PROVIDERS[@]}"; do
             # Shown in the human summary only (not a JSON key): the per-RPC median, to tell a slow
             # common case from a long tail.
             record "$prov" info_rtt_8b_median_us "$(st_field "$ST_JSON" latency_us median)"
+            if [[ "$prov" == "ofi+tcp;ofi_rxm" ]]; then
+                log "$tag: busy-poll mode: self_test -s 8 -i 1 -e 2:0 -r $ST_REPS_RTT (both sides CART_PROGRESS_MODE=busy)"
+                ST_MODE=busy run_self_test "$prov" "$group" "$dir" 2:0 8 1 "$ST_REPS_RTT"
+                rtt_b="$(calc "1e6 / $(st_field "$ST_JSON" rpc_per_sec)")"
+                record "$prov" rtt_8b_us_busy_poll "$rtt_b"
+                record "$prov" rtt_ratio_busy_poll "$(calc "$rtt_b / $pp_rtt")"
+            fi
 
             log "$tag: self_test -s 64 -i 1 and -i 16 -e 0-1:0 -r $ST_REPS_RATE"
             run_self_test "$prov" "$group" "$dir" 0-1:0 64 1 "$ST_REPS_RATE"
@@ -386,7 +403,7 @@ canon = {"ofi+tcp;ofi_rxm": "ofi+tcp;ofi_rxm", "ofi+tcp": "ofi+tcp;ofi_rxm", "tc
          "tcp": "ofi+tcp;ofi_rxm", "ofi+shm": "ofi+shm", "shm": "ofi+shm"}
 digits = {"rtt_8b_us": 3, "fi_pingpong_rtt_8b_us": 3, "rtt_ratio": 3, "rpc_per_sec_64b_inflight1": 0,
           "rpc_per_sec_64b_inflight16": 0, "bulk_1m_mb_per_sec": 1, "fi_pingpong_1m_mb_per_sec": 1,
-          "bulk_ratio": 3}
+          "bulk_ratio": 3, "rtt_8b_us_busy_poll": 3, "rtt_ratio_busy_poll": 3}
 vals = {}
 for line in open(path):
     prov, key, val = line.rstrip("\n").split("\t")

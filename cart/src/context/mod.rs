@@ -247,6 +247,7 @@ impl Context {
             port,
             recv_count: r.recv_count,
             recv_size: r.inline_limit.max(1024) + 1024,
+            busy_poll: r.busy_poll,
         })?;
         Context::with_transport(Arc::new(t), r, rank, tag)
     }

@@ -127,6 +127,10 @@ fn suite(make: impl Fn() -> Pair) {
 }
 
 fn ofi_pair(p: Provider) -> Option<Pair> {
+    ofi_pair_mode(p, false)
+}
+
+fn ofi_pair_mode(p: Provider, busy_poll: bool) -> Option<Pair> {
     let opts = OfiOptions {
         provider: p,
         node: p.caps().source_node.then(|| "127.0.0.1".to_string()),
@@ -134,6 +138,7 @@ fn ofi_pair(p: Provider) -> Option<Pair> {
         port: None,
         recv_count: 16,
         recv_size: 20 * 1024,
+        busy_poll,
     };
     let a = OfiTransport::open(&opts)
         .map_err(|e| eprintln!("{e}"))
@@ -157,6 +162,12 @@ fn conformance_ofi_tcp_rxm() {
     suite(|| ofi_pair(Provider::TcpRxm).expect("tcp;ofi_rxm must open on 127.0.0.1"));
 }
 
+/// Busy-poll mode (`CART_PROGRESS_MODE=busy`): the same behaviour over a CQ without a wait object.
+#[test]
+fn conformance_ofi_tcp_rxm_busy_poll() {
+    suite(|| ofi_pair_mode(Provider::TcpRxm, true).expect("tcp;ofi_rxm must open on 127.0.0.1"));
+}
+
 #[test]
 fn conformance_ofi_shm() {
     suite(|| ofi_pair(Provider::Shm).expect("shm must open"));
@@ -168,6 +179,11 @@ fn tcp_has_a_wait_fd_and_shm_does_not() {
     assert!(a.wait_fd().is_some());
     let (s, _) = ofi_pair(Provider::Shm).unwrap();
     assert!(s.wait_fd().is_none());
+    let (b, _) = ofi_pair_mode(Provider::TcpRxm, true).unwrap();
+    assert!(
+        b.wait_fd().is_none(),
+        "busy-poll mode opens the CQ without a wait object"
+    );
 }
 
 /// A tcp endpoint that went to sleep (`try_wait` said yes) is woken through its wait fd by an
