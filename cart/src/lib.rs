@@ -63,6 +63,19 @@
 //!   against 8.7–9.0 with `FI_WAIT_NONE` and fi_pingpong's 8.5–8.9 (rxm then nests the tcp CQ's
 //!   epoll fd in ours); `FI_WAIT_POLLFD` was tried and rejected: over tcp;ofi_rxm 1.17 its fd list
 //!   held one always-readable fd, so an idle context spun (the idle-CPU test catches that).
+//! - `CART_PROGRESS_MODE=busy` (Mercury's `NA_NO_BLOCK`) opens the CQ without a wait object:
+//!   a C ping-pong on raw tcp;ofi_rxm endpoints (8 B, both sides polling, same run) took 7.05-7.43
+//!   µs per round trip with `FI_WAIT_NONE` and 8.53-8.57 µs with `FI_WAIT_FD`, whether the wait
+//!   fd is on one CQ or only on the receive or transmit CQ of a split pair. The cost sits in the
+//!   tcp CQ that rxm opens under ours: `FI_OFI_RXM_DEF_TCP_WAIT_OBJ=pollfd` removed it (7.37 µs)
+//!   but then our wait fd never woke for an arriving message (the conformance test
+//!   `tcp_sleeping_endpoint_wakes_when_a_message_arrives` fails with it),
+//!   so it is not used. `fi_inject` instead of `fi_send` and 8-200 B messages changed nothing
+//!   measurable. In busy mode an idle context polls with the shm back-off (first RPC after a long
+//!   idle waits up to ~1 ms); `block` stays the default. fabric.sh (same runs): tcp rtt 10.20 /
+//!   10.21 µs busy against 12.03 / 11.02 block (fi_pingpong 8.34 / 8.48). Polling the CQ from the
+//!   caller's own task while its RPC is the only one in flight (DAOS's blocking-call style) was
+//!   tried: no gain beyond noise (tcp 11.5-11.7 vs 11.8-11.9 µs, shm 2.56-2.71 vs 2.57-2.68).
 //! - The self-test service keeps `CART_BULK_INFLIGHT` buffers per session (shm 1, tcp 4), and
 //!   the client exposes one read-only BULK_GET source for all its slots: 1 MiB BULK_GET at 16 in
 //!   flight over shm went from 8.5–8.9 GB/s (a buffer per slot on both sides: 32 MiB of cold memory
