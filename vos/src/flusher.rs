@@ -327,31 +327,36 @@ pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>) {
 fn take(sh: &Shared) -> Option<Job> {
     let mut st = sh.st.lock();
     loop {
-        let has_work =
-            !st.pending.builder.is_empty() || (!st.ckpt_waiters.is_empty() && !st.wal.ckpt_running);
-        if !st.wal.ckpt_busy && has_work {
-            break;
-        }
-        if st.shutdown && !has_work && !st.wal.ckpt_busy {
-            return None;
-        }
-        sh.flush_cv.wait(&mut st);
-    }
-    if st.cw.should_wait(sh.commit_wait) && !st.pending.builder.is_empty() {
-        // Group-commit wait (see `commit_wait`): the submitter completing the expected batch
-        // notifies.
-        let bound = st.cw.bound(sh.commit_wait);
-        let deadline = Instant::now() + bound;
-        while st.cw.missing() && !st.shutdown && !st.wal.ckpt_busy {
-            if sh.flush_cv.wait_until(&mut st, deadline).timed_out() {
-                st.cw.timed_out();
+        loop {
+            let has_work = !st.pending.builder.is_empty()
+                || (!st.ckpt_waiters.is_empty() && !st.wal.ckpt_running);
+            if !st.wal.ckpt_busy && has_work {
                 break;
             }
+            if st.shutdown && !has_work && !st.wal.ckpt_busy {
+                return None;
+            }
+            sh.flush_cv.wait(&mut st);
         }
-        if st.wal.ckpt_busy || st.pending.builder.is_empty() {
-            drop(st);
-            return take(sh);
+        if st.cw.should_wait(sh.commit_wait) && !st.pending.builder.is_empty() {
+            // Group-commit wait (see `commit_wait`): the submitter completing the expected batch
+            // notifies.
+            let bound = st.cw.bound(sh.commit_wait);
+            let deadline = Instant::now() + bound;
+            while st.cw.missing() && !st.shutdown && !st.wal.ckpt_busy {
+                if sh.flush_cv.wait_until(&mut st, deadline).timed_out() {
+                    st.cw.timed_out();
+                    break;
+                }
+            }
+            if st.wal.ckpt_busy || st.pending.builder.is_empty() {
+                // Another flusher took the batch meanwhile, or a checkpoint is switching the
+                // WAL: start over (a loop, not a recursive call: with two flushers the loser
+                // could otherwise stack one frame per lost race).
+                continue;
+            }
         }
+        break;
     }
     let batch = std::mem::take(&mut st.pending);
     st.wal.sealed &= batch.builder.is_empty();
