@@ -261,8 +261,11 @@ pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>) {
             st.wal.acked_lsn = lsn_first + nrec;
             st.wal.acked_pos = pos + batch_len;
             // These submitters will likely resubmit right away: the next batch may wait for them.
-            st.cw
-                .acked(batch.waiters.len(), t_write.elapsed(), Instant::now());
+            // (A checkpoint-only job writes nothing and answers nobody: it is no sample.)
+            if !batch.waiters.is_empty() {
+                st.cw
+                    .acked(batch.waiters.len(), t_write.elapsed(), Instant::now());
+            }
             sh.order_cv.notify_all();
             let mut ready = Vec::new();
             if st.failed.is_none() {
