@@ -78,11 +78,12 @@ pub struct PoolConfig {
     pub preallocate_data: bool,
     /// WAL writer threads = batches in flight (1 = strictly serial group commit).
     pub flushers: usize,
-    /// Group-commit wait, at most this long (and at most 0.6 of a batch write): after a batch is acknowledged, the next batch may
-    /// wait for as many operations as that batch acknowledged (their submitters
-    /// resubmitting), so a closed loop of N in flight commits N per fdatasync instead of
-    /// alternating a small and a large batch. It waits only while such refills have taken
-    /// less than half a batch write (measured; see `commit_wait.rs`). Zero disables it.
+    /// Group-commit wait, at most this long (and at most 0.6 of a batch write): after a batch
+    /// is acknowledged, the next batch may wait for as many operations as that batch
+    /// acknowledged (their submitters resubmitting), so a closed loop of N in flight commits N
+    /// per fdatasync instead of alternating a small and a large batch. It waits only while
+    /// such refills have taken less than 0.6 of a batch write (measured; see
+    /// `commit_wait.rs`). Zero disables it.
     pub commit_wait_us: u64,
     /// Test-only fault injection at the flusher's real I/O sites (`None` in production).
     pub faults: Option<std::sync::Arc<crate::fault::Faults>>,

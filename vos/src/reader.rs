@@ -108,11 +108,12 @@ pub(crate) fn reader(sh: Arc<Shared>) {
     }
 }
 
-/// Read buffers a reader thread keeps for reuse, and the largest it keeps. A fresh buffer
-/// costs a memset plus, for large ones, page faults on every use (perf, 1 MiB fetches at
-/// QD16: memset, clear_page and page faults were a third of the reader threads' time).
-const KEEP_BUFS: usize = 2 * READ_BATCH;
-const KEEP_MAX: usize = 4 << 20;
+/// Read buffers a reader thread keeps for reuse (one batch's worth), and the largest it keeps:
+/// at most 4 × 2 MiB per reader, 32 MiB per pool. A fresh buffer costs a memset plus, for
+/// large ones, page faults on every use; reusing them cut the CPU time of a 1 MiB fetch run
+/// (3 rounds of 1024 fetches at QD16) from 2.13-2.27 s to 1.67-1.72 s, bandwidth unchanged.
+const KEEP_BUFS: usize = READ_BATCH;
+const KEEP_MAX: usize = 2 << 20;
 
 /// `len` rounded up to the 4 KiB O_DIRECT block.
 fn block_len(len: usize) -> usize {
