@@ -296,6 +296,63 @@ impl Drop for NetNs {
     }
 }
 
+/// Deterministic test bytes: `len` of them, different for each `seed`.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i as u64).wrapping_mul(0x9E37_79B9).wrapping_add(seed) >> 5) as u8)
+        .collect()
+}
+
+/// Echoes every size to `ep` through a cart server's self-test `Echo` handler, inline (which
+/// overflows to bulk above the inline limit) and by explicit bulk GET + PUT, checking every byte.
+pub async fn echo_sizes(ctx: &cart::Context, ep: &cart::Endpoint, sizes: &[usize]) {
+    use cart::selftest::Echo;
+    use cart::transport::{Access, DmaBuf};
+    for &n in sizes {
+        let data = pattern(n, n as u64 + ep.rank as u64);
+        let back = ctx
+            .send(
+                ep,
+                &Echo {
+                    data: data.clone(),
+                    bulk: None,
+                    put_back: None,
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("inline echo of {n} B to {}:{}: {e}", ep.rank, ep.tag));
+        assert!(
+            back == data,
+            "inline echo of {n} bytes to {}:{} corrupted",
+            ep.rank,
+            ep.tag
+        );
+
+        let src = ctx
+            .bulk_create(vec![DmaBuf::from_vec(data.clone())], Access::ReadOnly)
+            .unwrap();
+        let dst = ctx
+            .bulk_create(vec![DmaBuf::zeroed(n)], Access::ReadWrite)
+            .unwrap();
+        ctx.send(
+            ep,
+            &Echo {
+                data: Vec::new(),
+                bulk: Some(src.handle()),
+                put_back: Some(dst.handle()),
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("bulk echo of {n} B to {}:{}: {e}", ep.rank, ep.tag));
+        assert!(
+            dst.to_vec() == data,
+            "bulk GET+PUT of {n} bytes via {}:{} corrupted",
+            ep.rank,
+            ep.tag
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

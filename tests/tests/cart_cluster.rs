@@ -8,10 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cart::selftest::{Echo, Sleep};
-use cart::transport::{Access, DmaBuf};
 use cart::{opcode, CartError, Config, Context, Endpoint, Group, Rpc};
 use daos_common::{DaosErrno, Der};
-use tests::{bin_path, ChildGuard};
+use tests::{bin_path, echo_sizes, ChildGuard};
 
 /// `mode` is `CART_PROGRESS_MODE` (block or busy).
 fn start_server_mode(
@@ -70,59 +69,6 @@ fn client(provider: &str) -> Context {
         0,
     )
     .unwrap()
-}
-
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    (0..len)
-        .map(|i| ((i as u64).wrapping_mul(0x9E37_79B9).wrapping_add(seed) >> 5) as u8)
-        .collect()
-}
-
-/// Echo inline (overflowing to bulk above 19 KiB) and by explicit bulk GET + PUT, checking bytes.
-async fn echo_sizes(ctx: &Context, ep: &Endpoint, sizes: &[usize]) {
-    for &n in sizes {
-        let data = pattern(n, n as u64 + ep.rank as u64);
-        let back = ctx
-            .send(
-                ep,
-                &Echo {
-                    data: data.clone(),
-                    bulk: None,
-                    put_back: None,
-                },
-            )
-            .await
-            .unwrap_or_else(|e| panic!("inline echo of {n} B to {}:{}: {e}", ep.rank, ep.tag));
-        assert!(
-            back == data,
-            "inline echo of {n} bytes to {}:{} corrupted",
-            ep.rank,
-            ep.tag
-        );
-
-        let src = ctx
-            .bulk_create(vec![DmaBuf::from_vec(data.clone())], Access::ReadOnly)
-            .unwrap();
-        let dst = ctx
-            .bulk_create(vec![DmaBuf::zeroed(n)], Access::ReadWrite)
-            .unwrap();
-        ctx.send(
-            ep,
-            &Echo {
-                data: Vec::new(),
-                bulk: Some(src.handle()),
-                put_back: Some(dst.handle()),
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("bulk echo of {n} B to {}:{}: {e}", ep.rank, ep.tag));
-        assert!(
-            dst.to_vec() == data,
-            "bulk GET+PUT of {n} bytes via {}:{} corrupted",
-            ep.rank,
-            ep.tag
-        );
-    }
 }
 
 const SIZES: &[usize] = &[0, 1, 4096, 19 * 1024, 19 * 1024 + 1, 1 << 20, 8 << 20];

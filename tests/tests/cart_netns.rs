@@ -7,8 +7,6 @@
 use std::process::Command;
 use std::time::Duration;
 
-use cart::selftest::Echo;
-use cart::transport::{Access, DmaBuf};
 use cart::{Config, Context, Endpoint, Group};
 use tests::{bin_path, ChildGuard, NetNs};
 
@@ -18,12 +16,6 @@ fn is_root() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
-}
-
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    (0..len)
-        .map(|i| ((i as u64).wrapping_mul(0x9E37_79B9).wrapping_add(seed) >> 5) as u8)
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,38 +71,8 @@ async fn tcp_over_a_veth_pair_into_a_namespace() {
     let me = cart::context::parse_uri(ctx.uri(), "ofi+tcp;ofi_rxm").unwrap();
     assert_eq!(&me[4..8], &net.host_ip, "client bound {}", ctx.uri());
     let ep = Endpoint::new(&group, 0, 0);
-    for n in [0usize, 8, 4096, 19 * 1024 + 1, 1 << 20] {
-        let data = pattern(n, n as u64);
-        let back = ctx
-            .send(
-                &ep,
-                &Echo {
-                    data: data.clone(),
-                    bulk: None,
-                    put_back: None,
-                },
-            )
-            .await
-            .unwrap_or_else(|e| panic!("inline echo of {n} B over the veth pair: {e}"));
-        assert!(back == data, "inline echo of {n} B corrupted");
-        let src = ctx
-            .bulk_create(vec![DmaBuf::from_vec(data.clone())], Access::ReadOnly)
-            .unwrap();
-        let dst = ctx
-            .bulk_create(vec![DmaBuf::zeroed(n)], Access::ReadWrite)
-            .unwrap();
-        ctx.send(
-            &ep,
-            &Echo {
-                data: Vec::new(),
-                bulk: Some(src.handle()),
-                put_back: Some(dst.handle()),
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("bulk echo of {n} B over the veth pair: {e}"));
-        assert!(dst.to_vec() == data, "bulk GET+PUT of {n} B corrupted");
-    }
+    // Every byte of 0 B-1 MiB, inline and by bulk GET + PUT, over the veth pair.
+    tests::echo_sizes(&ctx, &ep, &[0, 8, 4096, 19 * 1024 + 1, 1 << 20]).await;
     drop(ctx);
     server.stop();
 }
