@@ -18,24 +18,7 @@ fn sv(v: &[u8]) -> Vec<UpdateIod> {
 }
 
 fn get(p: &VosPool, c: Uuid, i: u64) -> Option<Vec<u8>> {
-    match p
-        .fetch(
-            c,
-            Oid::new(0, i),
-            u64::MAX,
-            0,
-            b"d",
-            &[FetchIod::Single {
-                akey: b"a".to_vec(),
-            }],
-        )
-        .wait()
-        .unwrap()
-        .remove(0)
-    {
-        Fetched::Single(v) => v,
-        other => panic!("{other:?}"),
-    }
+    common::get_single(p, c, i, u64::MAX)
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -11,24 +11,7 @@ use uuid::Uuid;
 use vos::*;
 
 fn get(p: &VosPool, c: Uuid, i: u64) -> Option<Vec<u8>> {
-    match p
-        .fetch(
-            c,
-            Oid::new(0, i),
-            10,
-            0,
-            b"d",
-            &[FetchIod::Single {
-                akey: b"a".to_vec(),
-            }],
-        )
-        .wait()
-        .unwrap()
-        .remove(0)
-    {
-        Fetched::Single(v) => v,
-        other => panic!("{other:?}"),
-    }
+    common::get_single(p, c, i, 10)
 }
 
 fn val(i: u64) -> Vec<u8> {

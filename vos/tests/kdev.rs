@@ -23,24 +23,7 @@ fn val(i: u64) -> Vec<u8> {
 }
 
 fn get(p: &VosPool, c: Uuid, i: u64) -> Option<Vec<u8>> {
-    match p
-        .fetch(
-            c,
-            Oid::new(0, i),
-            9,
-            0,
-            b"d",
-            &[FetchIod::Single {
-                akey: b"a".to_vec(),
-            }],
-        )
-        .wait()
-        .unwrap()
-        .remove(0)
-    {
-        Fetched::Single(v) => v,
-        other => panic!("{other:?}"),
-    }
+    common::get_single(p, c, i, 9)
 }
 
 fn put(p: &VosPool, c: Uuid, range: std::ops::Range<u64>) {

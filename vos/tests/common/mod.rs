@@ -1,5 +1,6 @@
 #![allow(dead_code)]
-use vos::{PoolConfig, VosPool};
+use daos_common::ids::Uuid;
+use vos::{FetchIod, Fetched, Oid, PoolConfig, VosPool};
 
 pub fn cfg(dir: &std::path::Path) -> PoolConfig {
     let mut c = PoolConfig::new(dir.join("scm"), dir.join("bdev"));
@@ -17,4 +18,26 @@ pub fn new_pool() -> (tempfile::TempDir, PoolConfig, VosPool) {
     let c = cfg(dir.path());
     let p = VosPool::create(&c).unwrap();
     (dir, c, p)
+}
+
+/// The single value of object `i`, dkey `d`, akey `a`, as a fetch at `epoch` sees it.
+pub fn get_single(p: &VosPool, c: Uuid, i: u64, epoch: u64) -> Option<Vec<u8>> {
+    match p
+        .fetch(
+            c,
+            Oid::new(0, i),
+            epoch,
+            0,
+            b"d",
+            &[FetchIod::Single {
+                akey: b"a".to_vec(),
+            }],
+        )
+        .wait()
+        .unwrap()
+        .remove(0)
+    {
+        Fetched::Single(v) => v,
+        other => panic!("{other:?}"),
+    }
 }
