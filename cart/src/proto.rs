@@ -3,7 +3,7 @@
 //! opcode and answers unknown opcodes (`DER_UNREG`), unserved versions (`DER_MISMATCH`) and
 //! undecodable bodies (`DER_PROTO`) with a clear error reply.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

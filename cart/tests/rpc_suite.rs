@@ -196,13 +196,20 @@ async fn suite(make: &dyn Fn(u32) -> Context) {
     assert_eq!(e.der(), Der::Proto, "{e}");
     assert!(e.to_string().contains("undecodable"), "{e}");
 
-    // Timeout (per-RPC override), and the context still works afterwards.
+    // Timeout (per-RPC override), and the context still works afterwards. The RPC fails at its
+    // deadline (the progress loop expires it), neither before it nor when the handler finishes.
+    let t0 = std::time::Instant::now();
     let e = c
         .send_with(&ep, &Sleep { ms: 2000 }, Some(Duration::from_millis(150)))
         .await
         .unwrap_err();
+    let waited = t0.elapsed();
     assert!(matches!(e, CartError::Timeout { .. }), "{e}");
     assert_eq!(e.der(), Der::Timedout);
+    assert!(
+        waited >= Duration::from_millis(150) && waited < Duration::from_millis(1500),
+        "a 150 ms timeout fired after {waited:?}"
+    );
     assert_eq!(c.send(&ep, &Count { n: 5 }).await.unwrap(), 5);
 
     // Unknown rank and unknown tag.

@@ -11,7 +11,7 @@
 //! Submodules: `progress` (the progress task), `serve` (events, request dispatch, replies,
 //! overflowed bodies). This file: the [`Context`] API, send path, credits, bulk entry points.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -95,6 +95,11 @@ struct PendingRpc {
     tag: Tag,
     /// When it was sent (liveness probes start after [`liveness::PROBE_AFTER`]).
     sent: Instant,
+    /// Opcode and timeout, for the `DER_TIMEDOUT` error.
+    opcode: u32,
+    after: Duration,
+    /// When it times out, in ns since [`CtxInner::epoch`] (expired by the progress loop).
+    deadline: u64,
 }
 
 struct ReplyMsg {
@@ -137,6 +142,12 @@ pub(crate) struct CtxInner {
     dead_count: AtomicUsize,
     /// `D_QUOTA_RPCS`: RPCs in flight on the whole context (None = unlimited).
     quota: Option<Semaphore>,
+    /// Time base of the deadlines below.
+    epoch: Instant,
+    /// Earliest deadline of a pending RPC (ns since `epoch`; u64::MAX = none). Written under the
+    /// `pending` lock; the progress loop compares it with the time it reads anyway, so a per-RPC
+    /// timeout costs no timer registration (a tokio timer per RPC cost ~0.1 µs of each round trip).
+    next_deadline: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -274,12 +285,12 @@ impl Context {
             tag,
             uri,
             registry: RwLock::new(Registry::default()),
-            pending: Mutex::new(HashMap::new()),
-            rma_pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::default()),
+            rma_pending: Mutex::new(HashMap::default()),
             next_id: AtomicU64::new(1),
             next_op: AtomicU64::new(1),
-            eps: Mutex::new(HashMap::new()),
-            overflow_hold: Mutex::new(HashMap::new()),
+            eps: Mutex::new(HashMap::default()),
+            overflow_hold: Mutex::new(HashMap::default()),
             siblings: OnceLock::new(),
             wake: Notify::new(),
             sleeping: AtomicBool::new(false),
@@ -289,6 +300,8 @@ impl Context {
             live: Mutex::new(liveness::Liveness::default()),
             dead_count: AtomicUsize::new(0),
             quota: (cfg_quota > 0).then(|| Semaphore::new(cfg_quota as usize)),
+            epoch: Instant::now(),
+            next_deadline: AtomicU64::new(u64::MAX),
         });
         let owner = Arc::new(Owner(inner.clone()));
         let _ = inner.owner.set(Arc::downgrade(&owner));
@@ -527,15 +540,19 @@ impl RpcCtx {
     }
 }
 
-/// Removes a pending RPC when its future is dropped (cancel on drop) or finished.
+/// Removes a pending RPC when its future is dropped (cancel on drop) before it completed.
 struct PendingGuard<'a> {
     inner: &'a CtxInner,
     id: u64,
+    /// Cleared once the RPC completed: whoever completed it already removed the entry.
+    armed: bool,
 }
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        lock(&self.inner.pending).remove(&self.id);
+        if self.armed {
+            lock(&self.inner.pending).remove(&self.id);
+        }
     }
 }
 
@@ -636,8 +653,12 @@ impl CtxInner {
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
+        let after = timeout.unwrap_or(self.cfg.timeout);
         if !oneway {
-            lock(&self.pending).insert(
+            let sent = Instant::now();
+            let deadline = self.ns_since_epoch(sent + after);
+            let mut pending = lock(&self.pending);
+            pending.insert(
                 id,
                 PendingRpc {
                     peer: st.peer,
@@ -645,11 +666,19 @@ impl CtxInner {
                     tx,
                     rank: ep.rank,
                     tag: ep.tag,
-                    sent: Instant::now(),
+                    sent,
+                    opcode,
+                    after,
+                    deadline,
                 },
             );
+            self.next_deadline.fetch_min(deadline, Ordering::AcqRel);
         }
-        let _guard = PendingGuard { inner: &self, id };
+        let mut guard = PendingGuard {
+            inner: &self,
+            id,
+            armed: !oneway,
+        };
         let hdr = Header {
             kind: if oneway { Kind::OneWay } else { Kind::Request },
             flags: 0,
@@ -704,20 +733,14 @@ impl CtxInner {
             }
             return Ok(Vec::new());
         }
-        let after = timeout.unwrap_or(self.cfg.timeout);
-        let res = tokio::time::timeout(after, rx).await;
+        // The progress loop fails the RPC with DER_TIMEDOUT at its deadline (`expire_rpcs`).
+        let res = rx.await;
+        // Every path that completes an RPC (reply, error, timeout, abort, shutdown) removed it.
+        guard.armed = false;
         drop(overflow);
         let reply = match res {
-            Err(_) => {
-                return Err(CartError::Timeout {
-                    opcode,
-                    rank: ep.rank,
-                    tag: ep.tag,
-                    after,
-                })
-            }
-            Ok(Err(_)) => return Err(CartError::Canceled("context shut down".into())),
-            Ok(Ok(r)) => r?,
+            Err(_) => return Err(CartError::Canceled("context shut down".into())),
+            Ok(r) => r?,
         };
         if reply.rc != 0 {
             return Err(CartError::Remote {
@@ -786,6 +809,46 @@ impl CtxInner {
                 "context shut down during a bulk transfer".into(),
             )),
             Ok(Ok(r)) => r.map_err(CartError::from),
+        }
+    }
+
+    fn ns_since_epoch(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// Time until the earliest pending RPC deadline (None: nothing pending).
+    fn until_next_deadline(&self, now: Instant) -> Option<Duration> {
+        let d = self.next_deadline.load(Ordering::Acquire);
+        (d != u64::MAX).then(|| Duration::from_nanos(d.saturating_sub(self.ns_since_epoch(now))))
+    }
+
+    /// Fails every pending RPC whose deadline has passed with `DER_TIMEDOUT`. Cheap when none has:
+    /// one atomic load.
+    fn expire_rpcs(&self, now: Instant) {
+        let now_ns = self.ns_since_epoch(now);
+        if now_ns < self.next_deadline.load(Ordering::Acquire) {
+            return;
+        }
+        let expired: Vec<PendingRpc> = {
+            let mut pending = lock(&self.pending);
+            let ids: Vec<u64> = pending
+                .iter()
+                .filter(|(_, p)| p.deadline <= now_ns)
+                .map(|(id, _)| *id)
+                .collect();
+            let out = ids.iter().filter_map(|id| pending.remove(id)).collect();
+            let next = pending.values().map(|p| p.deadline).min();
+            self.next_deadline
+                .store(next.unwrap_or(u64::MAX), Ordering::Release);
+            out
+        };
+        for p in expired {
+            let _ = p.tx.send(Err(CartError::Timeout {
+                opcode: p.opcode,
+                rank: p.rank,
+                tag: p.tag,
+                after: p.after,
+            }));
         }
     }
 

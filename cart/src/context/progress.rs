@@ -34,6 +34,13 @@ const POLL_BACKOFF_MIN: Duration = Duration::from_micros(10);
 /// Back-off sleeps double up to this, then the loop sleeps 1 ms at a time on tokio's timer.
 const POLL_BACKOFF_MAX: Duration = Duration::from_micros(640);
 
+/// How long a sleeping loop may sleep: `max_ms`, or less when a pending RPC's deadline is sooner
+/// (the loop fails it then, so it must be awake).
+fn sleep_for(inner: &CtxInner, now: Instant, max_ms: u64) -> Duration {
+    let max = Duration::from_millis(max_ms);
+    inner.until_next_deadline(now).map_or(max, |d| d.min(max))
+}
+
 pub(super) async fn progress_loop(inner: Arc<CtxInner>) {
     // The wait fd is registered with tokio's reactor only while the loop sleeps (see below), so
     // it is just checked for here.
@@ -50,6 +57,7 @@ pub(super) async fn progress_loop(inner: Arc<CtxInner>) {
     while !inner.shutdown.load(Ordering::Relaxed) {
         let n = inner.progress_once();
         let now = Instant::now();
+        inner.expire_rpcs(now);
         if now >= next_check {
             next_check = now + super::liveness::CHECK_EVERY;
             inner.check_liveness(now);
@@ -118,7 +126,7 @@ pub(super) async fn progress_loop(inner: Arc<CtxInner>) {
                             tokio::select! {
                                 r = afd.readable() => { if let Ok(mut g) = r { g.clear_ready() } kicked = true; }
                                 _ = inner.wake.notified() => kicked = true,
-                                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                                _ = tokio::time::sleep(sleep_for(&inner, now, 100)) => {}
                             }
                         }
                         Some(Err(e)) => {
@@ -147,7 +155,7 @@ pub(super) async fn progress_loop(inner: Arc<CtxInner>) {
             None => {
                 tokio::select! {
                     _ = inner.wake.notified() => kicked = true,
-                    _ = tokio::time::sleep(Duration::from_millis(1)) => {}
+                    _ = tokio::time::sleep(sleep_for(&inner, now, 1)) => {}
                 }
             }
         }

@@ -16,7 +16,9 @@ mod ops;
 
 pub use buf::DmaBuf;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::ffi::{c_void, CStr, CString};
 use std::os::fd::RawFd;
 use std::ptr;
@@ -474,7 +476,7 @@ impl OfiTransport {
             self_addr: name,
             wait_fd,
             recv_size: opts.recv_size,
-            peers: Mutex::new(HashMap::new()),
+            peers: Mutex::new(HashMap::default()),
             backlog: Mutex::new(VecDeque::new()),
             backlog_len: AtomicUsize::new(0),
             repost: Mutex::new(Vec::new()),
