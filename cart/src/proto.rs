@@ -36,8 +36,8 @@ pub trait Rpc: bincode::Encode + bincode::Decode<()> + Send + Sync + 'static {
     type Reply: bincode::Encode + bincode::Decode<()> + Send + 'static;
 }
 
-/// Boxed handler future yielding an encoded reply.
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, RpcError>> + Send>>;
+/// Boxed handler future yielding the encoded reply, framed for sending.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<wire::Framed, RpcError>> + Send>>;
 /// Type-erased handler: decodes synchronously (so bad bodies are answered at once), then runs.
 pub type ErasedHandler =
     Arc<dyn Fn(RpcCtx, &[u8]) -> Result<HandlerFuture, RpcError> + Send + Sync>;
@@ -92,7 +92,7 @@ impl Protocol {
             let fut = f(ctx, req);
             Ok(Box::pin(async move {
                 let reply = fut.await?;
-                wire::encode_body("reply", &reply, R::MAX_REPLY)
+                wire::Framed::encode("reply", &reply, R::MAX_REPLY)
                     .map_err(|e| RpcError::new(Der::Overflow, e.to_string()))
             }) as HandlerFuture)
         });

@@ -2,21 +2,26 @@
 //! the bincode 2 body codec with size caps.
 //!
 //! ```text
-//! 0  magic u32 (0xCA27_0001: "cart", wire version 1)
+//! 0  magic u32 (0xCA27_0002: "cart", wire version 2)
 //! 4  kind u8 | flags u8 | addr_len u16
 //! 8  opcode u32 | rc i32
 //! 16 rpc_id u64
 //! 24 src_rank u32 | src_tag u32 | dst_rank u32 | dst_tag u32
 //! 40 hlc u64
 //! 48 body_len u32 | overflow u32 (length of the encoded bulk descriptor, 0 = inline body)
-//! 56 source address (addr_len bytes; requests only, so the server can reply)
-//!    bulk descriptor (overflow bytes) or body (body_len bytes)
+//! 56 bulk descriptor (overflow bytes) or body (body_len bytes)
+//!    source address (addr_len bytes; requests only, so the server can reply)
 //! ```
+//!
+//! The body comes before the address so a [`Framed`] message can be built in ONE buffer: the body
+//! is encoded right after room left for the header, then the address and header are added (a
+//! body encoded on its own and copied into a message cost an allocation and a copy per message
+//! each way).
 
 use crate::transport::RemoteMem;
 
 /// Header magic and wire version.
-pub const MAGIC: u32 = 0xCA27_0001;
+pub const MAGIC: u32 = 0xCA27_0002;
 /// Fixed header size.
 pub const HEADER_LEN: usize = 56;
 
@@ -127,29 +132,135 @@ fn u64_at(b: &[u8], o: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
-/// Encodes a message: header, source address, then either the body or its bulk descriptor.
+/// Writes the fixed header into `out` (exactly [`HEADER_LEN`] bytes).
+fn put_header(out: &mut [u8], hdr: &Header, addr_len: usize, body_len: u64, desc_len: usize) {
+    let mut w = 0;
+    let mut put = |b: &[u8]| {
+        out[w..w + b.len()].copy_from_slice(b);
+        w += b.len();
+    };
+    put(&MAGIC.to_le_bytes());
+    put(&[hdr.kind as u8, hdr.flags]);
+    put(&(addr_len as u16).to_le_bytes());
+    put(&hdr.opcode.to_le_bytes());
+    put(&hdr.rc.to_le_bytes());
+    put(&hdr.rpc_id.to_le_bytes());
+    for x in [hdr.src_rank, hdr.src_tag, hdr.dst_rank, hdr.dst_tag] {
+        put(&x.to_le_bytes());
+    }
+    put(&hdr.hlc.to_le_bytes());
+    put(&(body_len as u32).to_le_bytes());
+    put(&(desc_len as u32).to_le_bytes());
+}
+
+/// Encodes a message: header, then either the body or its bulk descriptor, then the source address.
 pub fn encode(hdr: &Header, src_addr: &[u8], body: &[u8], overflow: Option<&RemoteMem>) -> Vec<u8> {
     let desc = overflow
         .map(|d| bincode::encode_to_vec(d, bincode::config::standard()).unwrap_or_default());
     let payload = desc.as_deref().unwrap_or(body);
-    let mut v = Vec::with_capacity(HEADER_LEN + src_addr.len() + payload.len());
-    v.extend_from_slice(&MAGIC.to_le_bytes());
-    v.push(hdr.kind as u8);
-    v.push(hdr.flags);
-    v.extend_from_slice(&(src_addr.len() as u16).to_le_bytes());
-    v.extend_from_slice(&hdr.opcode.to_le_bytes());
-    v.extend_from_slice(&hdr.rc.to_le_bytes());
-    v.extend_from_slice(&hdr.rpc_id.to_le_bytes());
-    for x in [hdr.src_rank, hdr.src_tag, hdr.dst_rank, hdr.dst_tag] {
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.extend_from_slice(&hdr.hlc.to_le_bytes());
+    let mut v = vec![0u8; HEADER_LEN];
+    v.reserve(payload.len() + src_addr.len());
     let body_len = overflow.map_or(body.len() as u64, |d| d.len);
-    v.extend_from_slice(&(body_len as u32).to_le_bytes());
-    v.extend_from_slice(&(desc.as_ref().map_or(0, |d| d.len()) as u32).to_le_bytes());
-    v.extend_from_slice(src_addr);
+    put_header(
+        &mut v,
+        hdr,
+        src_addr.len(),
+        body_len,
+        desc.as_ref().map_or(0, Vec::len),
+    );
     v.extend_from_slice(payload);
+    v.extend_from_slice(src_addr);
     v
+}
+
+/// A message being built in one buffer: room for the header, then the body; [`Framed::finish`]
+/// adds the source address and writes the header. A body handed over as a plain Vec
+/// ([`Framed::raw`]) has no room in front: finishing it copies it (inline bodies are small), and
+/// an overflowed one is registered as it is.
+#[derive(Debug)]
+pub struct Framed {
+    buf: Vec<u8>,
+    /// Where the body starts: [`HEADER_LEN`], or 0 for a raw body.
+    off: usize,
+}
+
+/// bincode writer appending to a Vec (no intermediate buffer).
+struct VecWriter<'a>(&'a mut Vec<u8>);
+
+impl bincode::enc::write::Writer for VecWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+impl Framed {
+    /// A message whose body is `body` (no copy until [`Framed::finish`]).
+    pub fn raw(body: Vec<u8>) -> Framed {
+        Framed { buf: body, off: 0 }
+    }
+
+    /// A message whose body is `v` encoded with bincode 2 (standard config); more than `cap` body
+    /// bytes is an error.
+    pub fn encode<T: bincode::Encode>(
+        what: &'static str,
+        v: &T,
+        cap: usize,
+    ) -> Result<Framed, crate::CartError> {
+        let mut buf = Vec::with_capacity(HEADER_LEN + 128);
+        buf.resize(HEADER_LEN, 0);
+        bincode::encode_into_writer(v, VecWriter(&mut buf), bincode::config::standard()).map_err(
+            |e| crate::CartError::Codec {
+                what,
+                reason: e.to_string(),
+            },
+        )?;
+        let f = Framed {
+            buf,
+            off: HEADER_LEN,
+        };
+        if f.body_len() > cap {
+            return Err(crate::CartError::TooLarge {
+                what,
+                size: f.body_len(),
+                cap,
+            });
+        }
+        Ok(f)
+    }
+
+    /// Body length.
+    pub fn body_len(&self) -> usize {
+        self.buf.len() - self.off
+    }
+
+    /// The body.
+    pub fn body(&self) -> &[u8] {
+        &self.buf[self.off..]
+    }
+
+    /// The whole buffer and the offset of the body in it (for registering an overflowed body
+    /// without copying it out).
+    pub fn into_buffer(self) -> (Vec<u8>, usize) {
+        (self.buf, self.off)
+    }
+
+    /// The finished inline message: the body, then `src_addr`, under `hdr`.
+    pub fn finish(mut self, hdr: &Header, src_addr: &[u8]) -> Vec<u8> {
+        if self.off == 0 {
+            return encode(hdr, src_addr, &self.buf, None);
+        }
+        let body_len = self.body_len() as u64;
+        self.buf.extend_from_slice(src_addr);
+        put_header(
+            &mut self.buf[..HEADER_LEN],
+            hdr,
+            src_addr.len(),
+            body_len,
+            0,
+        );
+        self.buf
+    }
 }
 
 /// Decodes a message without copying the body.
@@ -186,8 +297,8 @@ pub fn decode(b: &[u8]) -> Result<Msg<'_>, WireError> {
             have: rest.len(),
         });
     }
-    let src_addr = &rest[..addr_len];
-    let payload = &rest[addr_len..need];
+    let payload = &rest[..payload_len];
+    let src_addr = &rest[payload_len..need];
     if desc_len > 0 {
         let (d, _): (RemoteMem, usize) =
             bincode::decode_from_slice(payload, bincode::config::standard().with_limit::<4096>())
@@ -293,6 +404,33 @@ mod tests {
         let d = decode(&m).unwrap();
         assert_eq!(d.overflow.as_ref(), Some(&rm));
         assert!(d.body.is_empty());
+    }
+
+    #[test]
+    fn framed_messages_decode_like_encoded_ones() {
+        let h = hdr(Kind::Request);
+        let v: (u32, Vec<u8>) = (7, vec![1, 2, 3]);
+        let f = Framed::encode("req", &v, 1000).unwrap();
+        let body = encode_body("req", &v, 1000).unwrap();
+        assert_eq!(f.body(), &body[..]);
+        let m = f.finish(&h, b"addr");
+        assert_eq!(m, encode(&h, b"addr", &body, None));
+        let d = decode(&m).unwrap();
+        assert_eq!(
+            (d.hdr, d.src_addr, d.body),
+            (h.clone(), &b"addr"[..], &body[..])
+        );
+        assert_eq!(decode_body::<(u32, Vec<u8>)>(d.body, 1000).unwrap(), v);
+        let m = Framed::raw(b"xyz".to_vec()).finish(&h, b"a");
+        assert_eq!(m, encode(&h, b"a", b"xyz", None));
+        assert!(matches!(
+            Framed::encode("req", &vec![0u8; 100], 10),
+            Err(crate::CartError::TooLarge { size: 101, .. })
+        ));
+        let (buf, off) = Framed::encode("req", &5u8, 10).unwrap().into_buffer();
+        assert_eq!((&buf[off..], off), (&[5u8][..], HEADER_LEN));
+        let (buf, off) = Framed::raw(b"abc".to_vec()).into_buffer();
+        assert_eq!((&buf[off..], off), (&b"abc"[..], 0));
     }
 
     #[test]

@@ -55,13 +55,19 @@ pub fn hlc_to_nsec(hlc: u64) -> u64 {
     hlc / 16
 }
 
-fn physical_now() -> u64 {
-    let ns = SystemTime::now()
+/// The physical part of a timestamp taken now (the clock read behind [`Hlc::now`]); callers that
+/// stamp several events of one moment (a batch of received messages) read it once and use
+/// [`Hlc::now_at`] / [`Hlc::update_at`].
+pub fn physical_now() -> u64 {
+    let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos()
-        .saturating_sub(u128::from(HLC_START_SEC) * 1_000_000_000);
-    nsec_to_hlc(u64::try_from(ns).unwrap_or(u64::MAX / 16))
+        .unwrap_or_default();
+    let ns = d
+        .as_secs()
+        .saturating_sub(HLC_START_SEC)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(d.subsec_nanos()));
+    nsec_to_hlc(ns.min(u64::MAX / 16))
 }
 
 impl Hlc {
@@ -83,7 +89,11 @@ impl Hlc {
 
     /// A new timestamp, strictly greater than every one this clock produced or received before.
     pub fn now(&self) -> u64 {
-        let pt = physical_now();
+        self.now_at(physical_now())
+    }
+
+    /// [`Hlc::now`] with the physical part `pt` read by the caller ([`physical_now`]) shortly before.
+    pub fn now_at(&self, pt: u64) -> u64 {
         let mut last = self.last.load(Ordering::Relaxed);
         loop {
             let next = if pt > last { pt } else { last + 1 };
@@ -106,7 +116,12 @@ impl Hlc {
     /// (greater than both). A remote clock more than epsilon ahead of local physical time is refused
     /// (`DER_HLC_SYNC`) and does not move the clock.
     pub fn update(&self, remote: u64) -> Result<u64, HlcSkew> {
-        let pt = physical_now();
+        self.update_at(remote, physical_now())
+    }
+
+    /// [`Hlc::update`] with the physical part `pt` read by the caller ([`physical_now`]) shortly
+    /// before.
+    pub fn update_at(&self, remote: u64, pt: u64) -> Result<u64, HlcSkew> {
         let eps = nsec_to_hlc(u64::try_from(self.epsilon.as_nanos()).unwrap_or(u64::MAX / 16));
         if remote > pt.saturating_add(eps) {
             return Err(HlcSkew {
@@ -159,6 +174,38 @@ mod tests {
             diff < 1_000_000_000,
             "hlc {t:#x} is {diff} ns from wall clock"
         );
+    }
+
+    #[test]
+    fn physical_now_matches_the_u128_formula() {
+        for _ in 0..1000 {
+            let before = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+                - u128::from(HLC_START_SEC) * 1_000_000_000;
+            let p = hlc_to_nsec(physical_now()) as u128;
+            let after = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+                - u128::from(HLC_START_SEC) * 1_000_000_000;
+            // nsec_to_hlc rounds the logical bits up: at most 2^18 / 16 ns later.
+            assert!(
+                p >= before && p <= after + (1 << 14),
+                "{before} {p} {after}"
+            );
+        }
+    }
+
+    #[test]
+    fn stamps_at_a_shared_reading_stay_unique_and_ordered() {
+        let c = Hlc::new();
+        let pt = physical_now();
+        let a = c.update_at(pt, pt).unwrap();
+        let b = c.now_at(pt);
+        let d = c.now_at(pt);
+        assert!(a >= pt && b > a && d > b);
     }
 
     #[test]

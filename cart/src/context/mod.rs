@@ -391,8 +391,12 @@ impl Context {
         req: &R,
         timeout: Option<Duration>,
     ) -> Result<R::Reply, CartError> {
-        let body = wire::encode_body("encode request", req, R::MAX_REQ)?;
-        let out = self.call_raw(ep, R::OPCODE, body, timeout).await?;
+        let body = wire::Framed::encode("encode request", req, R::MAX_REQ)?;
+        let out = self
+            .inner
+            .clone()
+            .call(ep, R::OPCODE, body, timeout, false)
+            .await?;
         wire::decode_body(&out, R::MAX_REPLY).map_err(|reason| CartError::Codec {
             what: "decode reply",
             reason,
@@ -443,7 +447,7 @@ impl Context {
 
     /// Sends a one-way RPC (no reply; returns once handed to the transport).
     pub async fn send_oneway<R: Rpc>(&self, ep: &Endpoint, req: &R) -> Result<(), CartError> {
-        let body = wire::encode_body("encode request", req, R::MAX_REQ)?;
+        let body = wire::Framed::encode("encode request", req, R::MAX_REQ)?;
         self.inner
             .clone()
             .call(ep, R::OPCODE, body, None, true)
@@ -461,7 +465,7 @@ impl Context {
     ) -> Result<Vec<u8>, CartError> {
         self.inner
             .clone()
-            .call(ep, opcode, body, timeout, false)
+            .call(ep, opcode, wire::Framed::raw(body), timeout, false)
             .await
     }
 
@@ -583,7 +587,7 @@ impl CtxInner {
             ep.group.uri(ep.rank)?.to_string()
         } else {
             let ep0 = Endpoint::new(&ep.group, ep.rank, 0);
-            let body = wire::encode_body("encode request", &UriLookup { tag: ep.tag }, 64)?;
+            let body = wire::Framed::encode("encode request", &UriLookup { tag: ep.tag }, 64)?;
             let out = Box::pin(
                 self.clone()
                     .call(&ep0, UriLookup::OPCODE, body, None, false),
@@ -618,14 +622,14 @@ impl CtxInner {
         self: Arc<Self>,
         ep: &Endpoint,
         opcode: u32,
-        body: Vec<u8>,
+        body: wire::Framed,
         timeout: Option<Duration>,
         oneway: bool,
     ) -> Result<Vec<u8>, CartError> {
-        if body.len() > crate::config::MAX_BODY {
+        if body.body_len() > crate::config::MAX_BODY {
             return Err(CartError::TooLarge {
                 what: "request body",
-                size: body.len(),
+                size: body.body_len(),
                 cap: crate::config::MAX_BODY,
             });
         }
@@ -693,18 +697,13 @@ impl CtxInner {
         };
         // Bodies over the inline limit travel as bulk: the server pulls them (Mercury's overflow).
         let mut overflow = None;
-        let msg = if body.len() > self.cfg.inline_limit {
-            let region = self.t.register(DmaBuf::from_vec(body), Access::ReadOnly)?;
-            let m = wire::encode(
-                &hdr,
-                self.t.self_addr(),
-                &[],
-                Some(&region.remote(self.t.self_addr())),
-            );
+        let msg = if body.body_len() > self.cfg.inline_limit {
+            let (region, desc) = self.register_body(body)?;
+            let m = wire::encode(&hdr, self.t.self_addr(), &[], Some(&desc));
             overflow = Some(region);
             m
         } else {
-            wire::encode(&hdr, self.t.self_addr(), &body, None)
+            body.finish(&hdr, self.t.self_addr())
         };
         let unreach = |e: TransportError| CartError::Unreachable {
             rank: ep.rank,
@@ -810,6 +809,20 @@ impl CtxInner {
             )),
             Ok(Ok(r)) => r.map_err(CartError::from),
         }
+    }
+
+    /// Registers an overflowed body read-only where it lies (after the header room of a framed
+    /// message), returning the region and its descriptor.
+    fn register_body(
+        &self,
+        body: wire::Framed,
+    ) -> Result<(Arc<MemRegion>, RemoteMem), TransportError> {
+        let (buf, off) = body.into_buffer();
+        let region = self.t.register(DmaBuf::from_vec(buf), Access::ReadOnly)?;
+        let mut desc = region.remote(self.t.self_addr());
+        desc.base += off as u64;
+        desc.len -= off as u64;
+        Ok((region, desc))
     }
 
     fn ns_since_epoch(&self, t: Instant) -> u64 {
