@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use daos_common::{Der, Hlc, Rank, Tag};
-use tokio::sync::{oneshot, Notify, Semaphore};
+use tokio::sync::{oneshot, Notify};
 
 use crate::config::{Config, Resolved};
 use crate::error::{CartError, RpcError};
@@ -32,6 +32,7 @@ use crate::wire::{self, Header, Kind};
 /// The process-wide hybrid logical clock every RPC synchronises.
 pub static HLC: Hlc = Hlc::new();
 
+mod gate;
 mod liveness;
 mod progress;
 mod serve;
@@ -112,7 +113,7 @@ type Held = (Arc<MemRegion>, Instant);
 
 struct EpState {
     peer: PeerId,
-    credits: Option<Arc<Semaphore>>,
+    credits: Option<Arc<gate::Gate>>,
     _group: Arc<Group>,
 }
 
@@ -141,7 +142,7 @@ pub(crate) struct CtxInner {
     /// Number of peers marked dead (lets the hot path skip the `live` lock).
     dead_count: AtomicUsize,
     /// `D_QUOTA_RPCS`: RPCs in flight on the whole context (None = unlimited).
-    quota: Option<Semaphore>,
+    quota: Option<Arc<gate::Gate>>,
     /// Time base of the deadlines below.
     epoch: Instant,
     /// Earliest deadline of a pending RPC (ns since `epoch`; u64::MAX = none). Written under the
@@ -299,7 +300,7 @@ impl Context {
             owner: OnceLock::new(),
             live: Mutex::new(liveness::Liveness::default()),
             dead_count: AtomicUsize::new(0),
-            quota: (cfg_quota > 0).then(|| Semaphore::new(cfg_quota as usize)),
+            quota: (cfg_quota > 0).then(|| gate::Gate::new(cfg_quota)),
             epoch: Instant::now(),
             next_deadline: AtomicU64::new(u64::MAX),
         });
@@ -607,8 +608,7 @@ impl CtxInner {
                 tag: ep.tag,
                 reason: e.to_string(),
             })?;
-        let credits =
-            (self.cfg.credits > 0).then(|| Arc::new(Semaphore::new(self.cfg.credits as usize)));
+        let credits = (self.cfg.credits > 0).then(|| gate::Gate::new(self.cfg.credits));
         let st = Arc::new(EpState {
             peer,
             credits,
@@ -639,20 +639,11 @@ impl CtxInner {
         let st = self.resolve(ep).await?;
         self.check_dead(st.peer, ep.rank, ep.tag)?;
         let _permit = match &st.credits {
-            Some(s) => Some(
-                s.clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| CartError::Canceled("credits closed".into()))?,
-            ),
+            Some(g) => Some(g.acquire().await),
             None => None,
         };
         let _quota = match &self.quota {
-            Some(q) => Some(
-                q.acquire()
-                    .await
-                    .map_err(|_| CartError::Canceled("quota closed".into()))?,
-            ),
+            Some(g) => Some(g.acquire().await),
             None => None,
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
