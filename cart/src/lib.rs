@@ -115,4 +115,4 @@ pub use config::Config;
 pub use context::{Context, Endpoint, RpcCtx};
 pub use error::{CartError, RpcError};
 pub use group::Group;
-pub use proto::{opcode, Protocol, Rpc};
+pub use proto::{opcode, Handled, Protocol, Rpc};

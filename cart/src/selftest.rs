@@ -15,7 +15,7 @@ use crate::bulk::{Bulk, BulkHandle, BulkOp};
 use crate::context::{Context, Endpoint, RpcCtx};
 use crate::error::{CartError, RpcError};
 use crate::group::Group;
-use crate::proto::{opcode, Protocol, Rpc};
+use crate::proto::{opcode, Handled, Protocol, Rpc};
 use crate::transport::{Access, DmaBuf};
 
 /// Self-test protocol base.
@@ -106,6 +106,16 @@ pub struct TestMsg {
 impl Rpc for TestMsg {
     const OPCODE: u32 = opcode(BASE, VERSION, 2);
     type Reply = Vec<u8>;
+}
+
+/// [`TestMsg`] by reference: the same bytes on the wire, without copying the payload into an owned
+/// request for every RPC.
+#[derive(bincode::Encode)]
+struct TestMsgRef<'a> {
+    session: u32,
+    iov: &'a [u8],
+    bulk_send: Option<&'a BulkHandle>,
+    bulk_reply: Option<&'a BulkHandle>,
 }
 
 /// START (master mode): run the loop from this server against `endpoints`.
@@ -267,13 +277,39 @@ async fn open_session(rc: RpcCtx, req: OpenSession) -> Result<u32, RpcError> {
     Ok(id)
 }
 
-async fn test(rc: RpcCtx, req: TestMsg) -> Result<Vec<u8>, RpcError> {
-    let sess = lock(sessions()).get(&req.session).cloned().ok_or_else(|| {
-        RpcError::new(
+/// The test RPC: answered on the spot (no future) unless its session moves bulk data.
+fn test(rc: RpcCtx, req: TestMsg) -> Handled<Vec<u8>> {
+    let all = lock(sessions());
+    let Some(sess) = all.get(&req.session) else {
+        return Handled::Now(Err(RpcError::new(
             Der::Nonexist,
             format!("self-test session {} is not open", req.session),
-        )
-    })?;
+        )));
+    };
+    if server_buf_len(sess.send, sess.reply) > 0 {
+        let sess = sess.clone();
+        drop(all);
+        return Handled::Later(Box::pin(test_bulk(rc, req, sess)));
+    }
+    let (send, reply) = (sess.send, sess.reply);
+    drop(all);
+    Handled::Now(if req.iov.len() != send.size as usize {
+        Err(iov_mismatch(req.iov.len(), send.size))
+    } else if reply.ty == MsgType::Iov {
+        Ok(vec![0xA5; reply.size as usize])
+    } else {
+        Ok(Vec::new())
+    })
+}
+
+fn iov_mismatch(got: usize, want: u32) -> RpcError {
+    RpcError::new(
+        Der::Inval,
+        format!("IOV of {got} bytes in a session of {want}"),
+    )
+}
+
+async fn test_bulk(rc: RpcCtx, req: TestMsg, sess: Arc<Session>) -> Result<Vec<u8>, RpcError> {
     let len = server_buf_len(sess.send, sess.reply);
     // A permit per pooled buffer: an RPC beyond the pool waits for one (most recently returned
     // first, so the buffer it gets is still in cache).
@@ -310,14 +346,7 @@ async fn test(rc: RpcCtx, req: TestMsg) -> Result<Vec<u8>, RpcError> {
                     .map_err(|e| RpcError::from(&e))?;
             }
             _ if req.iov.len() != sess.send.size as usize => {
-                return Err(RpcError::new(
-                    Der::Inval,
-                    format!(
-                        "IOV of {} bytes in a session of {}",
-                        req.iov.len(),
-                        sess.send.size
-                    ),
-                ));
+                return Err(iov_mismatch(req.iov.len(), sess.send.size));
             }
             _ => {}
         }
@@ -395,7 +424,7 @@ pub fn protocol() -> Protocol {
             lock(sessions()).remove(&req.id);
             Ok(())
         })
-        .handler(test)
+        .handler_now(test)
         .handler(start)
         .handler(|_rc: RpcCtx, _req: Status| async move {
             let mut m = lock(master());
@@ -579,14 +608,14 @@ async fn run_loop(
                         rc,
                     },
                     Ok(session) => {
-                        let msg = TestMsg {
+                        let msg = TestMsgRef {
                             session,
-                            iov: (*iov).clone(),
-                            bulk_send: bulk_send.clone(),
-                            bulk_reply: bulk_reply.clone(),
+                            iov: &iov,
+                            bulk_send: bulk_send.as_ref(),
+                            bulk_reply: bulk_reply.as_ref(),
                         };
                         let t = Instant::now();
-                        let r = ctx.send_with(&eps[ei], &msg, timeout).await;
+                        let r = ctx.send_as::<TestMsg, _>(&eps[ei], &msg, timeout).await;
                         let lat = t.elapsed().as_nanos() as u64;
                         let rc = match r {
                             Ok(body)
@@ -656,6 +685,49 @@ pub async fn run_remote(
                     msg,
                 })
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::RemoteMem;
+
+    #[test]
+    fn the_borrowing_test_message_encodes_like_the_owned_one() {
+        let h = |k| BulkHandle {
+            segs: vec![RemoteMem {
+                owner: vec![1, 2, 3],
+                base: 4096,
+                len: 1 << 20,
+                key: k,
+                access: Access::ReadWrite,
+            }],
+        };
+        for (iov, s, r) in [
+            (vec![], None, None),
+            (pattern(8, 7), None, None),
+            (pattern(300, 1), Some(h(5)), None),
+            (vec![], Some(h(6)), Some(h(7))),
+        ] {
+            let owned = TestMsg {
+                session: 42,
+                iov: iov.clone(),
+                bulk_send: s.clone(),
+                bulk_reply: r.clone(),
+            };
+            let borrowed = TestMsgRef {
+                session: 42,
+                iov: &iov,
+                bulk_send: s.as_ref(),
+                bulk_reply: r.as_ref(),
+            };
+            let a = crate::wire::encode_body("t", &owned, usize::MAX).unwrap();
+            let b = crate::wire::encode_body("t", &borrowed, usize::MAX).unwrap();
+            assert_eq!(a, b);
+            let back: TestMsg = crate::wire::decode_body(&b, usize::MAX).unwrap();
+            assert_eq!((back.iov, back.bulk_send, back.bulk_reply), (iov, s, r));
         }
     }
 }

@@ -11,8 +11,8 @@ use cart::config::Config;
 use cart::transport::loopback::LoopbackTransport;
 use cart::transport::{Access, DmaBuf};
 use cart::{
-    opcode, BulkHandle, BulkOp, CartError, Context, Endpoint, Group, Protocol, Rpc, RpcCtx,
-    RpcError,
+    opcode, BulkHandle, BulkOp, CartError, Context, Endpoint, Group, Handled, Protocol, Rpc,
+    RpcCtx, RpcError,
 };
 use daos_common::{DaosErrno, Der};
 
@@ -528,6 +528,52 @@ async fn panicking_handler_gets_der_misc_and_context_keeps_serving() {
     assert_eq!(e.der(), Der::Misc, "{e}");
     // The server's progress loop survived the panic.
     assert_eq!(client.send(&ep, &Boom { panic: false }).await.unwrap(), 7);
+}
+
+#[derive(Debug, bincode::Encode, bincode::Decode)]
+struct NowOrLater {
+    /// 0: reply at once, 1: reply after a 20 ms wait, 2: panic in the handler itself, 3: error.
+    mode: u8,
+}
+impl Rpc for NowOrLater {
+    const OPCODE: u32 = opcode(0x22, 1, 0);
+    type Reply = u32;
+}
+
+/// `Protocol::handler_now`: immediate replies, deferred ones, errors, and a handler that panics
+/// while answering on the progress loop (DER_MISC, and the context keeps serving).
+#[tokio::test]
+async fn immediate_handlers_reply_now_or_later_and_survive_panics() {
+    let server = loopback_ctx(0);
+    server
+        .register(
+            Protocol::new("now", 0x22, 1).handler_now(|_rc: RpcCtx, req: NowOrLater| {
+                match req.mode {
+                    0 => Handled::Now(Ok(1)),
+                    1 => Handled::Later(Box::pin(async {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        Ok(2)
+                    })),
+                    2 => panic!("handler bug"),
+                    _ => Handled::Now(Err(RpcError::new(Der::NoPerm, "mode 3 is refused"))),
+                }
+            }),
+        )
+        .unwrap();
+    let client = loopback_ctx(1);
+    let g = Group::new("g", [(0, server.uri().to_string())]);
+    let ep = Endpoint::new(&g, 0, 0);
+    assert_eq!(client.send(&ep, &NowOrLater { mode: 0 }).await.unwrap(), 1);
+    assert_eq!(client.send(&ep, &NowOrLater { mode: 1 }).await.unwrap(), 2);
+    let e = client
+        .send_with(&ep, &NowOrLater { mode: 2 }, Some(Duration::from_secs(20)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.der(), Der::Misc, "{e}");
+    let e = client.send(&ep, &NowOrLater { mode: 3 }).await.unwrap_err();
+    assert_eq!(e.der(), Der::NoPerm, "{e}");
+    assert!(e.to_string().contains("mode 3 is refused"), "{e}");
+    assert_eq!(client.send(&ep, &NowOrLater { mode: 0 }).await.unwrap(), 1);
 }
 
 /// `D_QUOTA_RPCS`: with a quota of 2, three 300 ms RPCs to two endpoints cannot all be in flight

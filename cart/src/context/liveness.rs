@@ -171,7 +171,8 @@ impl CtxInner {
     /// Run by the progress loop every [`CHECK_EVERY`]: probes peers with long-pending RPCs and
     /// fails those whose probe went unanswered.
     pub(super) fn check_liveness(&self, now: Instant) {
-        let oldest: HashMap<PeerId, (Instant, Rank, Tag)> = {
+        let now_ns = self.ns_since_epoch(now);
+        let oldest: HashMap<PeerId, (u64, Rank, Tag)> = {
             let pending = lock(&self.pending);
             if pending.is_empty() {
                 drop(pending);
@@ -181,7 +182,7 @@ impl CtxInner {
                 }
                 return;
             }
-            let mut m: HashMap<PeerId, (Instant, Rank, Tag)> = HashMap::new();
+            let mut m: HashMap<PeerId, (u64, Rank, Tag)> = HashMap::new();
             for p in pending.values() {
                 let e = m.entry(p.peer).or_insert((p.sent, p.rank, p.tag));
                 if p.sent < e.0 {
@@ -196,7 +197,7 @@ impl CtxInner {
             let mut l = lock(&self.live);
             l.probes.retain(|peer, _| oldest.contains_key(peer));
             for (&peer, &(sent, rank, tag)) in &oldest {
-                if now.duration_since(sent) < PROBE_AFTER {
+                if Duration::from_nanos(now_ns.saturating_sub(sent)) < PROBE_AFTER {
                     continue;
                 }
                 let pr = l.probes.entry(peer).or_default();

@@ -94,8 +94,9 @@ struct PendingRpc {
     group: Arc<Group>,
     rank: Rank,
     tag: Tag,
-    /// When it was sent (liveness probes start after [`liveness::PROBE_AFTER`]).
-    sent: Instant,
+    /// When it was sent, in ns since [`CtxInner::epoch`] (liveness probes start after
+    /// [`liveness::PROBE_AFTER`]).
+    sent: u64,
     /// Opcode and timeout, for the `DER_TIMEDOUT` error.
     opcode: u32,
     after: Duration,
@@ -149,6 +150,10 @@ pub(crate) struct CtxInner {
     /// `pending` lock; the progress loop compares it with the time it reads anyway, so a per-RPC
     /// timeout costs no timer registration (a tokio timer per RPC cost ~0.1 µs of each round trip).
     next_deadline: AtomicU64,
+    /// The progress loop's latest clock reading (ns since `epoch`), refreshed every iteration:
+    /// what a send stamps its pending entry with while the loop is awake (one clock read fewer
+    /// per RPC; while it sleeps a send reads the clock).
+    clock_ns: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -303,6 +308,7 @@ impl Context {
             quota: (cfg_quota > 0).then(|| gate::Gate::new(cfg_quota)),
             epoch: Instant::now(),
             next_deadline: AtomicU64::new(u64::MAX),
+            clock_ns: AtomicU64::new(0),
         });
         let owner = Arc::new(Owner(inner.clone()));
         let _ = inner.owner.set(Arc::downgrade(&owner));
@@ -392,7 +398,19 @@ impl Context {
         req: &R,
         timeout: Option<Duration>,
     ) -> Result<R::Reply, CartError> {
-        let body = wire::Framed::encode("encode request", req, R::MAX_REQ)?;
+        self.send_as::<R, R>(ep, req, timeout).await
+    }
+
+    /// Sends RPC `R` with a body encoded from `body`, which must encode exactly as an `R` would:
+    /// e.g. a borrowing twin of `R`, so a payload the caller keeps is not copied into an owned
+    /// request for every RPC (the self-test loop sends its IOV this way).
+    pub async fn send_as<R: Rpc, B: bincode::Encode>(
+        &self,
+        ep: &Endpoint,
+        body: &B,
+        timeout: Option<Duration>,
+    ) -> Result<R::Reply, CartError> {
+        let body = wire::Framed::encode("encode request", body, R::MAX_REQ)?;
         let out = self
             .inner
             .clone()
@@ -650,8 +668,8 @@ impl CtxInner {
         let (tx, rx) = oneshot::channel();
         let after = timeout.unwrap_or(self.cfg.timeout);
         if !oneway {
-            let sent = Instant::now();
-            let deadline = self.ns_since_epoch(sent + after);
+            let sent = self.recent_ns();
+            let deadline = sent.saturating_add(u64::try_from(after.as_nanos()).unwrap_or(u64::MAX));
             let mut pending = lock(&self.pending);
             pending.insert(
                 id,
@@ -820,6 +838,22 @@ impl CtxInner {
         u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX - 1)
     }
 
+    /// The time now (ns since `epoch`) to within one progress-loop iteration.
+    fn recent_ns(&self) -> u64 {
+        if self.sleeping.load(Ordering::Acquire) {
+            self.ns_since_epoch(Instant::now())
+        } else {
+            self.clock_ns.load(Ordering::Acquire)
+        }
+    }
+
+    /// Records the progress loop's clock reading; returns it in ns since `epoch`.
+    fn tick(&self, now: Instant) -> u64 {
+        let ns = self.ns_since_epoch(now);
+        self.clock_ns.store(ns, Ordering::Release);
+        ns
+    }
+
     /// Time until the earliest pending RPC deadline (None: nothing pending).
     fn until_next_deadline(&self, now: Instant) -> Option<Duration> {
         let d = self.next_deadline.load(Ordering::Acquire);
@@ -828,8 +862,7 @@ impl CtxInner {
 
     /// Fails every pending RPC whose deadline has passed with `DER_TIMEDOUT`. Cheap when none has:
     /// one atomic load.
-    fn expire_rpcs(&self, now: Instant) {
-        let now_ns = self.ns_since_epoch(now);
+    fn expire_rpcs(&self, now_ns: u64) {
         if now_ns < self.next_deadline.load(Ordering::Acquire) {
             return;
         }

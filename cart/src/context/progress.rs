@@ -56,8 +56,15 @@ pub(super) async fn progress_loop(inner: Arc<CtxInner>) {
     let mut next_check = Instant::now() + super::liveness::CHECK_EVERY;
     while !inner.shutdown.load(Ordering::Relaxed) {
         let n = inner.progress_once();
+        if n > 0 {
+            // Tasks woken by these completions (a reply's caller) run before the bookkeeping
+            // below, which then happens while they wait for their next reply. shm, 8 B at 1 in
+            // flight: a reply reached its caller 215 ns after it was decoded with the bookkeeping
+            // first, 185 ns after.
+            SpinYield(false).await;
+        }
         let now = Instant::now();
-        inner.expire_rpcs(now);
+        inner.expire_rpcs(inner.tick(now));
         if now >= next_check {
             next_check = now + super::liveness::CHECK_EVERY;
             inner.check_liveness(now);
@@ -72,7 +79,6 @@ pub(super) async fn progress_loop(inner: Arc<CtxInner>) {
             last = now;
             idle = false;
             backoff = POLL_BACKOFF_MIN;
-            SpinYield(false).await;
             continue;
         }
         // Without a wait fd (shm) a context with anything outstanding keeps polling: the peer may

@@ -10,6 +10,7 @@ use daos_common::Der;
 use super::liveness::PING_OP;
 use super::{lock, CtxInner, ReplyMsg, RpcCtx, HLC};
 use crate::error::{CartError, RpcError};
+use crate::proto::Erased;
 use crate::transport::{Access, DmaBuf, Event, PeerId, RemoteMem, RmaDir, TransportError};
 use crate::wire::{self, Header, Kind};
 
@@ -256,18 +257,29 @@ impl CtxInner {
             src_tag: hdr.src_tag,
             opcode: hdr.opcode,
         };
-        match h(rc, body) {
+        // A panicking handler must not take the progress loop down: it gets DER_MISC.
+        let panicked = || {
+            tracing::error!(opcode = hdr.opcode, "RPC handler panicked");
+            RpcError::new(Der::Misc, "the RPC handler panicked")
+        };
+        let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h(rc, body)))
+            .unwrap_or_else(|_| Err(panicked()));
+        match called {
             Err(e) => {
                 if !oneway {
                     self.reply(peer, &hdr, Err(e));
                 }
             }
-            Ok(mut fut) => {
+            Ok(Erased::Now(r)) => {
+                if !oneway {
+                    self.reply(peer, &hdr, r);
+                }
+            }
+            Ok(Erased::Later(mut fut)) => {
                 // Fast path: most handlers finish without waiting; poll once here and reply at
                 // once instead of a task hop (one more progress poll) before the reply is sent.
                 // If it is not ready, the spawned task polls it again with its real waker (a
                 // spurious poll with a no-op waker is allowed by the Future contract).
-                // A panicking handler must not take the progress loop down: reply DER_MISC.
                 let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
                 let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     fut.as_mut().poll(&mut cx)
@@ -275,10 +287,7 @@ impl CtxInner {
                 let r = match polled {
                     Ok(std::task::Poll::Pending) => None,
                     Ok(std::task::Poll::Ready(r)) => Some(r),
-                    Err(_) => {
-                        tracing::error!(opcode = hdr.opcode, "RPC handler panicked");
-                        Some(Err(RpcError::new(Der::Misc, "the RPC handler panicked")))
-                    }
+                    Err(_) => Some(Err(panicked())),
                 };
                 if let Some(r) = r {
                     if !oneway {
