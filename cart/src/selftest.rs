@@ -462,7 +462,7 @@ pub struct RunOpts {
     pub timeout: Option<Duration>,
     /// `-a`: client bulk buffers start at an address whose low byte is this.
     pub align: Option<u8>,
-    /// Called with the number of completed RPCs.
+    /// Called with the number of completed RPCs (every 64th and the last).
     pub progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
 }
 
@@ -508,6 +508,110 @@ pub async fn run(
     tokio::spawn(async move { run_loop(&ctx, &endpoints, send, reply, reps, inflight, opts).await })
         .await
         .map_err(|e| CartError::Canceled(format!("self-test task failed: {e}")))?
+}
+
+/// The RPC loop of a run: what every slot's callback chain shares.
+struct Chains {
+    ctx: Context,
+    eps: Vec<Endpoint>,
+    /// Session id per endpoint, or the error its open got.
+    sess: Vec<Result<u32, i32>>,
+    iov: Vec<u8>,
+    reply: MsgSpec,
+    reps: u32,
+    timeout: Option<Duration>,
+    /// Index of the next RPC to send.
+    next: AtomicU32,
+    /// RPCs completed.
+    done: AtomicU64,
+    /// Chains still sending.
+    running: AtomicU32,
+    samples: Mutex<Vec<Sample>>,
+    /// Notified when the last chain stops.
+    finished: tokio::sync::Notify,
+    progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+}
+
+/// A slot's bulk handles (send, reply).
+type SlotHandles = Arc<(Option<BulkHandle>, Option<BulkHandle>)>;
+
+impl Chains {
+    fn record(&self, s: Sample) {
+        lock(&self.samples).push(s);
+        let d = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        // Every 64th completion and the last: a progress bar update reads the clock, and this runs
+        // between a reply and the next request.
+        if let Some(p) = self
+            .progress
+            .as_ref()
+            .filter(|_| d.is_multiple_of(64) || d == u64::from(self.reps))
+        {
+            p(d);
+        }
+    }
+
+    /// Sends the slot's next RPC (its callback sends the one after), or ends the chain. RPCs that
+    /// cannot be sent are recorded as failures and the loop moves on.
+    fn next_rpc(me: &Arc<Chains>, slot: SlotHandles) {
+        loop {
+            let i = me.next.fetch_add(1, Ordering::Relaxed);
+            if i >= me.reps {
+                if me.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    me.finished.notify_one();
+                }
+                return;
+            }
+            let ei = i as usize % me.eps.len();
+            let session = match me.sess[ei] {
+                Ok(s) => s,
+                Err(rc) => {
+                    me.record(Sample {
+                        endpoint: ei as u32,
+                        latency_ns: 0,
+                        rc,
+                    });
+                    continue;
+                }
+            };
+            let msg = TestMsgRef {
+                session,
+                iov: &me.iov,
+                bulk_send: slot.0.as_ref(),
+                bulk_reply: slot.1.as_ref(),
+            };
+            let (me2, slot2) = (me.clone(), slot.clone());
+            let t = Instant::now();
+            let sent = me
+                .ctx
+                .send_cb::<TestMsg, _, _>(&me.eps[ei], &msg, me.timeout, move |r| {
+                    let latency_ns = t.elapsed().as_nanos() as u64;
+                    let rc = match r {
+                        Ok(body)
+                            if me2.reply.ty == MsgType::Iov
+                                && body.len() != me2.reply.size as usize =>
+                        {
+                            -Der::Proto.code()
+                        }
+                        Ok(_) => 0,
+                        Err(e) => e.rc(),
+                    };
+                    me2.record(Sample {
+                        endpoint: ei as u32,
+                        latency_ns,
+                        rc,
+                    });
+                    Chains::next_rpc(&me2, slot2);
+                });
+            match sent {
+                Ok(()) => return,
+                Err(e) => me.record(Sample {
+                    endpoint: ei as u32,
+                    latency_ns: t.elapsed().as_nanos() as u64,
+                    rc: e.rc(),
+                }),
+            }
+        }
+    }
 }
 
 async fn run_loop(
@@ -573,85 +677,37 @@ async fn run_loop(
         };
         slots.push((sh, rh, rb));
     }
-    let iov = Arc::new(if send.ty == MsgType::Iov {
+    let iov = if send.ty == MsgType::Iov {
         pattern(send.size as usize, 7)
     } else {
         Vec::new()
+    };
+    // One callback chain per in-flight slot: each reply's completion callback, run on the
+    // progress loop, records the sample and sends the slot's next RPC (as DAOS's self-test
+    // does), so no task wake-up or scheduler pass sits between a reply and the next request.
+    let chains = Arc::new(Chains {
+        ctx: ctx.clone(),
+        eps: endpoints.to_vec(),
+        sess,
+        iov,
+        reply,
+        reps,
+        timeout,
+        next: AtomicU32::new(0),
+        done: AtomicU64::new(0),
+        running: AtomicU32::new(slots.len() as u32),
+        samples: Mutex::new(Vec::with_capacity(reps as usize)),
+        finished: tokio::sync::Notify::new(),
+        progress,
     });
-    // One worker task per in-flight slot, each sending its next RPC as soon as its previous one
-    // completes: a reply wakes the task that sends the next request (no task spawn and no hop
-    // through a coordinating task per RPC, each of which costs a progress poll).
-    let sess = Arc::new(sess);
-    let eps: Arc<Vec<Endpoint>> = Arc::new(endpoints.to_vec());
-    let next = Arc::new(AtomicU32::new(0));
-    let done = Arc::new(AtomicU64::new(0));
     let t0 = Instant::now();
-    let mut set = tokio::task::JoinSet::new();
     for slot in &slots {
-        let (bulk_send, bulk_reply) = (slot.0.clone(), slot.1.clone());
-        let (ctx, eps, sess) = (ctx.clone(), eps.clone(), sess.clone());
-        let (next, done, iov, progress) =
-            (next.clone(), done.clone(), iov.clone(), progress.clone());
-        set.spawn(async move {
-            let mut out = Vec::new();
-            let n = eps.len();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= reps {
-                    break;
-                }
-                let ei = i as usize % n;
-                let sample = match sess[ei] {
-                    Err(rc) => Sample {
-                        endpoint: ei as u32,
-                        latency_ns: 0,
-                        rc,
-                    },
-                    Ok(session) => {
-                        let msg = TestMsgRef {
-                            session,
-                            iov: &iov,
-                            bulk_send: bulk_send.as_ref(),
-                            bulk_reply: bulk_reply.as_ref(),
-                        };
-                        let t = Instant::now();
-                        let r = ctx.send_as::<TestMsg, _>(&eps[ei], &msg, timeout).await;
-                        let lat = t.elapsed().as_nanos() as u64;
-                        let rc = match r {
-                            Ok(body)
-                                if reply.ty == MsgType::Iov
-                                    && body.len() != reply.size as usize =>
-                            {
-                                -Der::Proto.code()
-                            }
-                            Ok(_) => 0,
-                            Err(e) => e.rc(),
-                        };
-                        Sample {
-                            endpoint: ei as u32,
-                            latency_ns: lat,
-                            rc,
-                        }
-                    }
-                };
-                out.push(sample);
-                let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if let Some(p) = &progress {
-                    p(d);
-                }
-            }
-            out
-        });
+        Chains::next_rpc(&chains, Arc::new((slot.0.clone(), slot.1.clone())));
     }
-    let mut samples = Vec::with_capacity(reps as usize);
-    while let Some(r) = set.join_next().await {
-        match r {
-            Ok(v) => samples.extend(v),
-            Err(e) => return Err(CartError::Canceled(format!("self-test task failed: {e}"))),
-        }
-    }
+    chains.finished.notified().await;
     let duration_ns = t0.elapsed().as_nanos() as u64;
-    for (ep, s) in endpoints.iter().zip(sess.iter()) {
+    let samples = std::mem::take(&mut *lock(&chains.samples));
+    for (ep, s) in endpoints.iter().zip(chains.sess.iter()) {
         if let Ok(id) = s {
             let _ = ctx.send_with(ep, &CloseSession { id: *id }, timeout).await;
         }

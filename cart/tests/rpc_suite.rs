@@ -685,3 +685,148 @@ where
     }
     out
 }
+
+#[derive(Debug, bincode::Encode, bincode::Decode)]
+struct Unserved;
+impl Rpc for Unserved {
+    const OPCODE: u32 = opcode(0x20, 1, 9);
+    type Reply = ();
+}
+
+/// `Context::send_cb` (CaRT's `crt_req_send` with a completion callback): replies inline and
+/// overflowed both ways, a callback that sends again (a chain), more RPCs than credits at once,
+/// remote errors, timeouts, abort, and a panicking callback that does not stop the progress loop.
+async fn callback_suite(make: &dyn Fn(u32) -> Context) {
+    use tokio::sync::{mpsc, oneshot};
+    let p = setup(make);
+    let ep = Endpoint::new(&p.group, 0, 0);
+    let c = &p.client;
+    async fn wait<T>(rx: oneshot::Receiver<T>) -> T {
+        tokio::time::timeout(Duration::from_secs(30), rx)
+            .await
+            .expect("callback ran")
+            .expect("callback sent")
+    }
+
+    // Inline and overflowed request and reply bodies, every byte checked.
+    for &n in &[0usize, 8, 19 * 1024 + 1, 100_000] {
+        let data = pattern(n, 5);
+        let (tx, rx) = oneshot::channel();
+        c.send_cb::<Echo, _, _>(
+            &ep,
+            &Echo {
+                data: data.clone(),
+                reply_len: n as u32,
+            },
+            None,
+            move |r| {
+                let _ = tx.send(r);
+            },
+        )
+        .unwrap();
+        let (sum, back) = wait(rx).await.unwrap();
+        assert_eq!(sum, checksum(&data), "{n} bytes");
+        assert_eq!(back, pattern(n, n as u64), "{n} bytes");
+    }
+
+    // A chain of 200 RPCs, each sent from the previous one's callback.
+    fn chain(c: Context, ep: Endpoint, i: u64, tx: mpsc::UnboundedSender<Result<u64, CartError>>) {
+        let (c2, ep2) = (c.clone(), ep.clone());
+        c.send_cb::<Count, _, _>(&ep, &Count { n: i }, None, move |r| {
+            let ok = matches!(r, Ok(n) if n == i);
+            let _ = tx.send(r);
+            if ok && i < 199 {
+                chain(c2, ep2, i + 1, tx);
+            }
+        })
+        .unwrap();
+    }
+    let before = p.counter.load(Ordering::SeqCst);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    chain(c.clone(), ep.clone(), 0, tx);
+    for i in 0..200u64 {
+        let r = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.unwrap(), i);
+    }
+    assert_eq!(p.counter.load(Ordering::SeqCst) - before, 200);
+
+    // 300 at once: more than the 32 credits, so most wait for one; every one completes once.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    for i in 0..300u64 {
+        let tx = tx.clone();
+        c.send_cb::<Count, _, _>(&ep, &Count { n: i }, None, move |r| {
+            let _ = tx.send(r.unwrap());
+        })
+        .unwrap();
+    }
+    drop(tx);
+    let mut got = Vec::new();
+    while let Some(n) = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .unwrap()
+    {
+        got.push(n);
+    }
+    got.sort_unstable();
+    assert_eq!(got, (0..300).collect::<Vec<_>>());
+
+    // Remote error, timeout, abort: each reaches the callback with its DER code.
+    let (tx, rx) = oneshot::channel();
+    c.send_cb::<Unserved, _, _>(&ep, &Unserved, None, move |r| {
+        let _ = tx.send(r);
+    })
+    .unwrap();
+    assert_eq!(wait(rx).await.unwrap_err().der(), Der::Unreg);
+    let (tx, rx) = oneshot::channel();
+    let t0 = std::time::Instant::now();
+    c.send_cb::<Sleep, _, _>(
+        &ep,
+        &Sleep { ms: 2000 },
+        Some(Duration::from_millis(150)),
+        move |r| {
+            let _ = tx.send(r);
+        },
+    )
+    .unwrap();
+    let e = wait(rx).await.unwrap_err();
+    assert!(matches!(e, CartError::Timeout { .. }), "{e}");
+    assert!(t0.elapsed() < Duration::from_millis(1500));
+    let (tx, rx) = oneshot::channel();
+    c.send_cb::<Sleep, _, _>(&ep, &Sleep { ms: 2000 }, None, move |r| {
+        let _ = tx.send(r);
+    })
+    .unwrap();
+    // The endpoint is resolved and credits are free, so it is pending as soon as send_cb returns.
+    assert_eq!(c.abort(&p.group, 0, None), 1);
+    assert_eq!(wait(rx).await.unwrap_err().der(), Der::Canceled);
+
+    // A panicking callback is contained; the context keeps working.
+    c.send_cb::<Count, _, _>(&ep, &Count { n: 1 }, None, |_| panic!("callback bug"))
+        .unwrap();
+    let (tx, rx) = oneshot::channel();
+    c.send_cb::<Count, _, _>(&ep, &Count { n: 7 }, None, move |r| {
+        let _ = tx.send(r);
+    })
+    .unwrap();
+    assert_eq!(wait(rx).await.unwrap(), 7);
+    assert_eq!(c.send(&ep, &Count { n: 8 }).await.unwrap(), 8);
+    drop(p.server);
+}
+
+#[tokio::test]
+async fn completion_callbacks_loopback() {
+    callback_suite(&loopback_ctx).await;
+}
+
+#[tokio::test]
+async fn completion_callbacks_ofi_shm() {
+    callback_suite(&ofi_ctx("ofi+shm")).await;
+}
+
+#[tokio::test]
+async fn completion_callbacks_ofi_tcp_rxm() {
+    callback_suite(&ofi_ctx("ofi+tcp;ofi_rxm")).await;
+}

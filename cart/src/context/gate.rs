@@ -57,6 +57,17 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// A permit owned apart from any borrow of the gate (for RPCs completed by a callback); returned
+/// on drop.
+#[derive(Debug)]
+pub(crate) struct OwnedPermit(Arc<Gate>);
+
+impl Drop for OwnedPermit {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
 fn lock(m: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -97,6 +108,29 @@ impl Gate {
         }
         w.rx = None;
         Permit(self)
+    }
+
+    /// A permit if one is free right now (never when callers wait: they come first).
+    pub(crate) fn try_acquire_owned(self: &Arc<Self>) -> Option<OwnedPermit> {
+        let mut cur = self.avail.load(Ordering::Acquire);
+        while cur > 0 {
+            match self.avail.compare_exchange_weak(
+                cur,
+                cur - 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(OwnedPermit(self.clone())),
+                Err(c) => cur = c,
+            }
+        }
+        None
+    }
+
+    /// [`Gate::acquire`], returning an owned permit.
+    pub(crate) async fn acquire_owned(self: &Arc<Self>) -> OwnedPermit {
+        std::mem::forget(self.acquire().await);
+        OwnedPermit(self.clone())
     }
 
     fn release(&self) {
@@ -209,6 +243,21 @@ mod tests {
         drop(w1);
         drop(futures_poll(&mut w2).expect("w1's permit reached w2"));
         assert_eq!(g.available(), 1);
+    }
+
+    #[tokio::test]
+    async fn owned_permits_count_like_borrowed_ones_and_try_never_jumps_the_queue() {
+        let g = Gate::new(2);
+        let a = g.try_acquire_owned().expect("free");
+        let b = g.acquire_owned().await;
+        assert!(g.try_acquire_owned().is_none());
+        let mut w = Box::pin(g.acquire());
+        assert!(futures_poll(&mut w).is_none());
+        drop(a); // goes to the waiter, not to a later try
+        assert!(g.try_acquire_owned().is_none());
+        let p = futures_poll(&mut w).expect("served");
+        drop((p, b));
+        assert_eq!(g.available(), 2);
     }
 
     #[test]

@@ -132,11 +132,12 @@ impl CtxInner {
             "peer unreachable: failing its pending RPCs"
         );
         for p in failed {
-            let _ = p.tx.send(Err(CartError::Unreachable {
+            let e = CartError::Unreachable {
                 rank: p.rank,
                 tag: p.tag,
                 reason: reason.to_string(),
-            }));
+            };
+            p.complete(Err(e));
         }
     }
 

@@ -27,7 +27,7 @@ use crate::transport::ofi::{OfiOptions, OfiTransport};
 use crate::transport::{
     Access, DmaBuf, MemRegion, PeerId, RemoteMem, RmaDir, Transport, TransportError,
 };
-use crate::wire::{self, Header, Kind};
+use crate::wire;
 
 /// The process-wide hybrid logical clock every RPC synchronises.
 pub static HLC: Hlc = Hlc::new();
@@ -35,6 +35,7 @@ pub static HLC: Hlc = Hlc::new();
 mod gate;
 mod liveness;
 mod progress;
+mod send;
 mod serve;
 
 use progress::progress_loop;
@@ -89,7 +90,10 @@ impl Rpc for ProtoQuery {
 }
 
 struct PendingRpc {
-    tx: oneshot::Sender<Result<ReplyMsg, CartError>>,
+    /// Who learns the outcome.
+    waiter: send::Waiter,
+    /// An overflowed request body, registered until the RPC completes.
+    _hold: Option<Arc<MemRegion>>,
     peer: PeerId,
     group: Arc<Group>,
     rank: Rank,
@@ -445,23 +449,24 @@ impl Context {
     /// of the rank when `tag` is None, with `DER_CANCELED`; returns how many. Queued and later
     /// RPCs are not affected.
     pub fn abort(&self, group: &Arc<Group>, rank: Rank, tag: Option<Tag>) -> usize {
-        let mut pending = lock(&self.inner.pending);
-        let ids: Vec<u64> = pending
-            .iter()
-            .filter(|(_, p)| {
-                Arc::ptr_eq(&p.group, group) && p.rank == rank && tag.is_none_or(|t| t == p.tag)
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for id in &ids {
-            if let Some(p) = pending.remove(id) {
-                let _ = p.tx.send(Err(CartError::Canceled(format!(
-                    "aborted: RPCs to rank {rank} tag {} were aborted",
-                    p.tag
-                ))));
-            }
+        // Completed outside the lock: a completion callback may send again.
+        let aborted: Vec<PendingRpc> = {
+            let mut pending = lock(&self.inner.pending);
+            let ids: Vec<u64> = pending
+                .iter()
+                .filter(|(_, p)| {
+                    Arc::ptr_eq(&p.group, group) && p.rank == rank && tag.is_none_or(|t| t == p.tag)
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            ids.iter().filter_map(|id| pending.remove(id)).collect()
+        };
+        let n = aborted.len();
+        for p in aborted {
+            let msg = format!("aborted: RPCs to rank {rank} tag {} were aborted", p.tag);
+            p.complete(Err(CartError::Canceled(msg)));
         }
-        ids.len()
+        n
     }
 
     /// Sends a one-way RPC (no reply; returns once handed to the transport).
@@ -583,9 +588,9 @@ impl CtxInner {
     fn shutdown(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
         self.wake.notify_one();
-        for (_, p) in lock(&self.pending).drain() {
-            let _ =
-                p.tx.send(Err(CartError::Canceled("context shut down".into())));
+        let drained: Vec<PendingRpc> = lock(&self.pending).drain().map(|(_, p)| p).collect();
+        for p in drained {
+            p.complete(Err(CartError::Canceled("context shut down".into())));
         }
         lock(&self.rma_pending).clear();
     }
@@ -634,132 +639,6 @@ impl CtxInner {
         });
         lock(&self.eps).insert(key, st.clone());
         Ok(st)
-    }
-
-    async fn call(
-        self: Arc<Self>,
-        ep: &Endpoint,
-        opcode: u32,
-        body: wire::Framed,
-        timeout: Option<Duration>,
-        oneway: bool,
-    ) -> Result<Vec<u8>, CartError> {
-        if body.body_len() > crate::config::MAX_BODY {
-            return Err(CartError::TooLarge {
-                what: "request body",
-                size: body.body_len(),
-                cap: crate::config::MAX_BODY,
-            });
-        }
-        if self.shutdown.load(Ordering::Relaxed) {
-            return Err(CartError::Canceled("context shut down".into()));
-        }
-        let st = self.resolve(ep).await?;
-        self.check_dead(st.peer, ep.rank, ep.tag)?;
-        let _permit = match &st.credits {
-            Some(g) => Some(g.acquire().await),
-            None => None,
-        };
-        let _quota = match &self.quota {
-            Some(g) => Some(g.acquire().await),
-            None => None,
-        };
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        let after = timeout.unwrap_or(self.cfg.timeout);
-        if !oneway {
-            let sent = self.recent_ns();
-            let deadline = sent.saturating_add(u64::try_from(after.as_nanos()).unwrap_or(u64::MAX));
-            let mut pending = lock(&self.pending);
-            pending.insert(
-                id,
-                PendingRpc {
-                    peer: st.peer,
-                    group: ep.group.clone(),
-                    tx,
-                    rank: ep.rank,
-                    tag: ep.tag,
-                    sent,
-                    opcode,
-                    after,
-                    deadline,
-                },
-            );
-            self.next_deadline.fetch_min(deadline, Ordering::AcqRel);
-        }
-        let mut guard = PendingGuard {
-            inner: &self,
-            id,
-            armed: !oneway,
-        };
-        let hdr = Header {
-            kind: if oneway { Kind::OneWay } else { Kind::Request },
-            flags: 0,
-            opcode,
-            rc: 0,
-            rpc_id: id,
-            src_rank: self.rank,
-            src_tag: self.tag,
-            dst_rank: ep.rank,
-            dst_tag: ep.tag,
-            hlc: HLC.now(),
-        };
-        // Bodies over the inline limit travel as bulk: the server pulls them (Mercury's overflow).
-        let mut overflow = None;
-        let msg = if body.body_len() > self.cfg.inline_limit {
-            let (region, desc) = self.register_body(body)?;
-            let m = wire::encode(&hdr, self.t.self_addr(), &[], Some(&desc));
-            overflow = Some(region);
-            m
-        } else {
-            body.finish(&hdr, self.t.self_addr())
-        };
-        let unreach = |e: TransportError| CartError::Unreachable {
-            rank: ep.rank,
-            tag: ep.tag,
-            reason: e.to_string(),
-        };
-        if let Err(e) = self.t.send(st.peer, msg, if oneway { 0 } else { id }) {
-            if matches!(e, TransportError::Unreachable { .. }) {
-                self.fail_peer(st.peer, &e.to_string());
-            }
-            return Err(unreach(e));
-        }
-        self.kick();
-        if oneway {
-            // The body region must live until the peer pulled it; one-way RPCs have no reply to
-            // tell us, so they are limited to inline bodies.
-            if overflow.is_some() {
-                tracing::warn!(
-                    opcode,
-                    "one-way RPC body over the inline limit: kept until the context closes"
-                );
-                lock(&self.overflow_hold).insert(
-                    (st.peer, u64::MAX - id),
-                    (overflow.take().expect("set"), Instant::now()),
-                );
-            }
-            return Ok(Vec::new());
-        }
-        // The progress loop fails the RPC with DER_TIMEDOUT at its deadline (`expire_rpcs`).
-        let res = rx.await;
-        // Every path that completes an RPC (reply, error, timeout, abort, shutdown) removed it.
-        guard.armed = false;
-        drop(overflow);
-        let reply = match res {
-            Err(_) => return Err(CartError::Canceled("context shut down".into())),
-            Ok(r) => r?,
-        };
-        if reply.rc != 0 {
-            return Err(CartError::Remote {
-                opcode,
-                rank: ep.rank,
-                tag: ep.tag,
-                der: Der::from_code(reply.rc).unwrap_or(Der::Misc),
-                msg: String::from_utf8_lossy(&reply.body).into_owned(),
-            });
-        }
-        Ok(reply.body)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -880,12 +759,13 @@ impl CtxInner {
             out
         };
         for p in expired {
-            let _ = p.tx.send(Err(CartError::Timeout {
+            let e = CartError::Timeout {
                 opcode: p.opcode,
                 rank: p.rank,
                 tag: p.tag,
                 after: p.after,
-            }));
+            };
+            p.complete(Err(e));
         }
     }
 

@@ -80,20 +80,20 @@ impl CtxInner {
                 // The peer is unreachable: fail this RPC and every other one pending on that peer
                 // (their replies cannot come) instead of leaving them to their timeouts, and make
                 // new sends to it fail fast for a while (see `liveness`).
-                let mut pending = lock(&self.pending);
-                let peer = pending.get(&op).map(|p| p.peer);
+                let peer = lock(&self.pending).get(&op).map(|p| p.peer);
                 match (peer, &e) {
                     (Some(peer), TransportError::Unreachable { .. }) => {
-                        drop(pending);
                         self.fail_peer(peer, &e.to_string());
                     }
                     (Some(_), _) => {
-                        if let Some(p) = pending.remove(&op) {
-                            let _ = p.tx.send(Err(CartError::Unreachable {
+                        let removed = lock(&self.pending).remove(&op);
+                        if let Some(p) = removed {
+                            let err = CartError::Unreachable {
                                 rank: p.rank,
                                 tag: p.tag,
                                 reason: e.to_string(),
-                            }));
+                            };
+                            p.complete(Err(err));
                         }
                     }
                     (None, _) => {}
@@ -127,14 +127,16 @@ impl CtxInner {
         let hdr = msg.hdr;
         match hdr.kind {
             Kind::Reply if skew.is_some() => {
-                if let Some(p) = lock(&self.pending).remove(&hdr.rpc_id) {
-                    let _ = p.tx.send(Err(CartError::Remote {
+                let removed = lock(&self.pending).remove(&hdr.rpc_id);
+                if let Some(p) = removed {
+                    let e = CartError::Remote {
                         opcode: hdr.opcode,
                         rank: p.rank,
                         tag: p.tag,
                         der: Der::HlcSync,
                         msg: skew.map(|e| e.to_string()).unwrap_or_default(),
-                    }));
+                    };
+                    p.complete(Err(e));
                 }
                 if let Some(d) = msg.overflow {
                     self.release(&d, hdr.rpc_id);
@@ -153,7 +155,8 @@ impl CtxInner {
             },
             Kind::OneWay if skew.is_some() => {}
             Kind::Reply => {
-                let Some(p) = lock(&self.pending).remove(&hdr.rpc_id) else {
+                let removed = lock(&self.pending).remove(&hdr.rpc_id);
+                let Some(p) = removed else {
                     tracing::debug!(
                         rpc_id = hdr.rpc_id,
                         "reply for an RPC no longer pending (timed out or dropped)"
@@ -166,7 +169,7 @@ impl CtxInner {
                 self.heard_from(p.peer);
                 match msg.overflow {
                     None => {
-                        let _ = p.tx.send(Ok(ReplyMsg {
+                        p.complete(Ok(ReplyMsg {
                             rc: hdr.rc,
                             body: msg.body.to_vec(),
                         }));
@@ -176,7 +179,7 @@ impl CtxInner {
                         tokio::spawn(async move {
                             let r = me.fetch(&d).await;
                             me.release(&d, hdr.rpc_id);
-                            let _ = p.tx.send(r.map(|body| ReplyMsg { rc: hdr.rc, body }));
+                            p.complete(r.map(|body| ReplyMsg { rc: hdr.rc, body }));
                         });
                     }
                 }
