@@ -59,15 +59,19 @@ pub fn hlc_to_nsec(hlc: u64) -> u64 {
 /// stamp several events of one moment (a batch of received messages) read it once and use
 /// [`Hlc::now_at`] / [`Hlc::update_at`].
 pub fn physical_now() -> u64 {
+    nsec_to_hlc(wall_nsec())
+}
+
+/// Wall-clock nanoseconds since 2021-01-01 (the HLC epoch), saturating.
+pub fn wall_nsec() -> u64 {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let ns = d
-        .as_secs()
+    d.as_secs()
         .saturating_sub(HLC_START_SEC)
         .saturating_mul(1_000_000_000)
-        .saturating_add(u64::from(d.subsec_nanos()));
-    nsec_to_hlc(ns.min(u64::MAX / 16))
+        .saturating_add(u64::from(d.subsec_nanos()))
+        .min(u64::MAX / 16)
 }
 
 impl Hlc {

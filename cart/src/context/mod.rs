@@ -158,6 +158,12 @@ pub(crate) struct CtxInner {
     /// what a send stamps its pending entry with while the loop is awake (one clock read fewer
     /// per RPC; while it sleeps a send reads the clock).
     clock_ns: AtomicU64,
+    /// Wall-clock ns since the HLC epoch minus monotonic ns since `epoch`, re-measured by the
+    /// progress loop every [`liveness::CHECK_EVERY`]: with `clock_ns` it gives the HLC physical
+    /// time without a clock read (stamping and receiving a message read the clock twice per
+    /// round trip per side before; the error is one loop iteration, or the 100 ms between
+    /// re-measurements if the wall clock is stepped, well inside the HLC's 1 s epsilon).
+    wall_offset_ns: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -313,7 +319,9 @@ impl Context {
             epoch: Instant::now(),
             next_deadline: AtomicU64::new(u64::MAX),
             clock_ns: AtomicU64::new(0),
+            wall_offset_ns: AtomicU64::new(0),
         });
+        inner.measure_wall_offset();
         let owner = Arc::new(Owner(inner.clone()));
         let _ = inner.owner.set(Arc::downgrade(&owner));
         let ctx = Context {
@@ -724,6 +732,27 @@ impl CtxInner {
         } else {
             self.clock_ns.load(Ordering::Acquire)
         }
+    }
+
+    /// Re-measures the wall-clock offset (see `wall_offset_ns`).
+    fn measure_wall_offset(&self) {
+        let mono = self.ns_since_epoch(Instant::now());
+        let wall = daos_common::hlc::wall_nsec();
+        self.wall_offset_ns
+            .store(wall.wrapping_sub(mono), Ordering::Release);
+    }
+
+    /// The HLC physical time now, to within one progress-loop iteration (a clock read while the
+    /// loop sleeps).
+    fn coarse_pt(&self) -> u64 {
+        let mono = self.recent_ns();
+        let off = self.wall_offset_ns.load(Ordering::Acquire);
+        daos_common::hlc::nsec_to_hlc(mono.wrapping_add(off).min(u64::MAX / 16))
+    }
+
+    /// An HLC timestamp for a message sent now.
+    fn hlc_now(&self) -> u64 {
+        HLC.now_at(self.coarse_pt())
     }
 
     /// Records the progress loop's clock reading; returns it in ns since `epoch`.

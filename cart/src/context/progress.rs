@@ -67,6 +67,7 @@ pub(super) async fn progress_loop(inner: Arc<CtxInner>) {
         inner.expire_rpcs(inner.tick(now));
         if now >= next_check {
             next_check = now + super::liveness::CHECK_EVERY;
+            inner.measure_wall_offset();
             inner.check_liveness(now);
         }
         if inner.kicked.swap(false, Ordering::AcqRel) {
@@ -153,6 +154,7 @@ pub(super) async fn progress_loop(inner: Arc<CtxInner>) {
                 // POLL_BACKOFF_MAX) because tokio's timer cannot sleep below 1 ms.
                 std::thread::sleep(backoff);
                 backoff *= 2;
+                inner.tick(Instant::now());
                 inner.sleeping.store(false, Ordering::SeqCst);
                 idle = true;
                 SpinYield(false).await;
@@ -165,12 +167,14 @@ pub(super) async fn progress_loop(inner: Arc<CtxInner>) {
                 }
             }
         }
+        // The loop's clock reading is fresh again before senders stop reading the clock.
+        last = Instant::now();
+        inner.tick(last);
         inner.sleeping.store(false, Ordering::SeqCst);
         idle = !kicked;
         if kicked {
             backoff = POLL_BACKOFF_MIN;
         }
-        last = Instant::now();
     }
     tracing::debug!(rank = inner.rank, tag = inner.tag, "progress loop stopped");
 }

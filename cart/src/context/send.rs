@@ -15,18 +15,38 @@ use daos_common::Der;
 use tokio::sync::oneshot;
 
 use super::gate::OwnedPermit;
-use super::{lock, Context, CtxInner, Endpoint, EpState, PendingGuard, PendingRpc, ReplyMsg, HLC};
+use super::{lock, Context, CtxInner, Endpoint, EpState, PendingGuard, PendingRpc, ReplyMsg};
 use crate::error::CartError;
 use crate::proto::Rpc;
 use crate::transport::TransportError;
 use crate::wire::{self, Header, Kind};
 
+/// A reply as a completion callback sees it: borrowed from the receive buffer when it came
+/// inline (no copy), from the pulled body when it overflowed.
+pub(crate) struct ReplyRef<'a> {
+    rc: i32,
+    body: &'a [u8],
+}
+
+/// A completion callback (type-erased), run on the progress loop.
+pub(crate) type Callback = Box<dyn for<'a> FnOnce(Result<ReplyRef<'a>, CartError>) + Send>;
+
 /// Who learns how a pending RPC ended.
 pub(crate) enum Waiter {
     /// An awaiting [`CtxInner::call`].
     Task(oneshot::Sender<Result<ReplyMsg, CartError>>),
-    /// A completion callback, run on the progress loop.
-    Callback(Box<dyn FnOnce(Result<ReplyMsg, CartError>) + Send>),
+    /// A completion callback.
+    Callback(Callback),
+}
+
+fn run_callback(cb: Callback, r: Result<ReplyRef<'_>, CartError>, opcode: u32) {
+    // A panicking callback must not take the progress loop down with it.
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || cb(r))).is_err() {
+        tracing::error!(
+            opcode = format!("{opcode:#010x}"),
+            "an RPC completion callback panicked"
+        );
+    }
 }
 
 impl Waiter {
@@ -35,15 +55,17 @@ impl Waiter {
             Waiter::Task(tx) => {
                 let _ = tx.send(r);
             }
-            Waiter::Callback(cb) => {
-                // A panicking callback must not take the progress loop down with it.
-                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || cb(r))).is_err() {
-                    tracing::error!(
-                        opcode = format!("{opcode:#010x}"),
-                        "an RPC completion callback panicked"
-                    );
-                }
-            }
+            Waiter::Callback(cb) => match r {
+                Ok(m) => run_callback(
+                    cb,
+                    Ok(ReplyRef {
+                        rc: m.rc,
+                        body: &m.body,
+                    }),
+                    opcode,
+                ),
+                Err(e) => run_callback(cb, Err(e), opcode),
+            },
         }
     }
 }
@@ -54,18 +76,37 @@ impl PendingRpc {
     pub(super) fn complete(self, r: Result<ReplyMsg, CartError>) {
         self.waiter.fire(r, self.opcode);
     }
+
+    /// Delivers an inline reply still in the receive buffer: a callback reads it there, an
+    /// awaiting task gets a copy.
+    pub(super) fn complete_inline(self, rc: i32, body: &[u8]) {
+        match self.waiter {
+            Waiter::Task(tx) => {
+                let _ = tx.send(Ok(ReplyMsg {
+                    rc,
+                    body: body.to_vec(),
+                }));
+            }
+            Waiter::Callback(cb) => run_callback(cb, Ok(ReplyRef { rc, body }), self.opcode),
+        }
+    }
+}
+
+/// The remote error a reply status carries.
+fn remote_error(opcode: u32, rank: u32, tag: u32, rc: i32, body: &[u8]) -> CartError {
+    CartError::Remote {
+        opcode,
+        rank,
+        tag,
+        der: Der::from_code(rc).unwrap_or(Der::Misc),
+        msg: String::from_utf8_lossy(body).into_owned(),
+    }
 }
 
 /// The reply body, or the remote error its status carries.
 fn reply_body(opcode: u32, rank: u32, tag: u32, reply: ReplyMsg) -> Result<Vec<u8>, CartError> {
     if reply.rc != 0 {
-        return Err(CartError::Remote {
-            opcode,
-            rank,
-            tag,
-            der: Der::from_code(reply.rc).unwrap_or(Der::Misc),
-            msg: String::from_utf8_lossy(&reply.body).into_owned(),
-        });
+        return Err(remote_error(opcode, rank, tag, reply.rc, &reply.body));
     }
     Ok(reply.body)
 }
@@ -116,7 +157,7 @@ impl CtxInner {
             src_tag: self.tag,
             dst_rank: ep.rank,
             dst_tag: ep.tag,
-            hlc: HLC.now(),
+            hlc: self.hlc_now(),
         };
         // Bodies over the inline limit travel as bulk: the server pulls them (Mercury's overflow).
         let mut region = None;
@@ -287,16 +328,18 @@ impl Context {
         let body = wire::Framed::encode("encode request", body, R::MAX_REQ)?;
         inner.check_send(&body)?;
         let (rank, tag) = (ep.rank, ep.tag);
-        let complete = move |permits: Permits, r: Result<ReplyMsg, CartError>| {
+        let complete = move |permits: Permits, r: Result<ReplyRef<'_>, CartError>| {
             // Credits go back first, so a callback that sends again finds one free.
             drop(permits);
-            cb(r.and_then(|m| reply_body(R::OPCODE, rank, tag, m))
-                .and_then(|b| {
-                    wire::decode_body(&b, R::MAX_REPLY).map_err(|reason| CartError::Codec {
-                        what: "decode reply",
-                        reason,
-                    })
-                }));
+            cb(r.and_then(|m| {
+                if m.rc != 0 {
+                    return Err(remote_error(R::OPCODE, rank, tag, m.rc, m.body));
+                }
+                wire::decode_body(m.body, R::MAX_REPLY).map_err(|reason| CartError::Codec {
+                    what: "decode reply",
+                    reason,
+                })
+            }));
         };
         if let Some(st) = inner.cached(ep) {
             inner.check_dead(st.peer, rank, tag)?;

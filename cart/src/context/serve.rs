@@ -14,45 +14,8 @@ use crate::proto::Erased;
 use crate::transport::{Access, DmaBuf, Event, PeerId, RemoteMem, RmaDir, TransportError};
 use crate::wire::{self, Header, Kind};
 
-thread_local! {
-    /// The HLC physical time of the completion batch this thread is handling (0 = none): read once
-    /// for the first message of a batch, used for every receive stamp in it and for replies sent
-    /// inline by its handlers (two clock reads fewer per served RPC).
-    static BATCH_PT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
-/// Physical time of the current batch (read on first use), or a fresh reading outside a batch.
-fn batch_pt() -> u64 {
-    BATCH_PT.with(|c| match c.get() {
-        0 => {
-            let pt = daos_common::hlc::physical_now();
-            c.set(pt);
-            pt
-        }
-        pt => pt,
-    })
-}
-
-/// HLC stamp for a message sent now: within a batch, from the batch's reading.
-pub(super) fn hlc_stamp() -> u64 {
-    match BATCH_PT.with(std::cell::Cell::get) {
-        0 => HLC.now(),
-        pt => HLC.now_at(pt),
-    }
-}
-
-/// Ends the batch on drop (also when a handler panics through the progress loop).
-struct BatchGuard;
-
-impl Drop for BatchGuard {
-    fn drop(&mut self) {
-        BATCH_PT.with(|c| c.set(0));
-    }
-}
-
 impl CtxInner {
     pub(super) fn progress_once(self: &Arc<Self>) -> usize {
-        let _batch = BatchGuard;
         let mut total = 0;
         loop {
             let n = match self.t.progress(16, &mut |ev| self.on_event(ev)) {
@@ -120,7 +83,7 @@ impl CtxInner {
         // Every message syncs the clock (DAOS `d_hlc_get_msg`). A sender whose clock is more than
         // the epsilon ahead is refused: its request gets DER_HLC_SYNC, its reply fails the RPC
         // with DER_HLC_SYNC, and the local clock does not jump.
-        let skew = HLC.update_at(msg.hdr.hlc, batch_pt()).err();
+        let skew = HLC.update_at(msg.hdr.hlc, self.coarse_pt()).err();
         if let Some(e) = &skew {
             tracing::warn!(error = %e, src_rank = msg.hdr.src_rank, "HLC skew");
         }
@@ -169,10 +132,7 @@ impl CtxInner {
                 self.heard_from(p.peer);
                 match msg.overflow {
                     None => {
-                        p.complete(Ok(ReplyMsg {
-                            rc: hdr.rc,
-                            body: msg.body.to_vec(),
-                        }));
+                        p.complete_inline(hdr.rc, msg.body);
                     }
                     Some(d) => {
                         let me = self.clone();
@@ -324,7 +284,7 @@ impl CtxInner {
             src_tag: self.tag,
             dst_rank: req.src_rank,
             dst_tag: req.src_tag,
-            hlc: hlc_stamp(),
+            hlc: self.hlc_now(),
         };
         let msg = if body.body_len() > self.cfg.inline_limit {
             match self.register_body(body) {
