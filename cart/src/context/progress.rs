@@ -48,6 +48,12 @@ pub(super) async fn progress_loop(inner: Arc<CtxInner>) {
     let spin = inner.cfg.spin;
     let burst = inner.cfg.spin_burst;
     let yield_after = inner.cfg.spin_yield_after;
+    // Empty CQ polls in a row, without clock reads or a pass through the scheduler, before the
+    // bookkeeping and the yield (`ProviderCaps::tight_polls`): the poll period decides how long
+    // an arriving message waits to be noticed, half a period on average. shm, 8 B at 1 in
+    // flight: a loop iteration took 254 ns on the server and 381 ns on the client when each poll
+    // went through the whole loop.
+    let tight_polls = inner.cfg.provider.caps().tight_polls.max(1);
     let mut last = Instant::now();
     // After a timed-out sleep that found nothing, go straight back to sleep (no spin) so an idle
     // context costs a wake-up per timeout, not a spin window per wake-up.
@@ -91,8 +97,14 @@ pub(super) async fn progress_loop(inner: Arc<CtxInner>) {
             // Tight burst: poll the CQ without going through the scheduler (a tokio yield costs an
             // epoll_wait(0) syscall). No task of this runtime can become ready meanwhile except
             // through a completion, which ends the burst at once.
-            let burst_end = now + burst;
             let mut got = 0;
+            for _ in 0..tight_polls {
+                got = inner.progress_once();
+                if got > 0 {
+                    break;
+                }
+            }
+            let burst_end = now + burst;
             while got == 0 && !burst.is_zero() && Instant::now() < burst_end {
                 std::hint::spin_loop();
                 got = inner.progress_once();

@@ -40,6 +40,12 @@ pub struct ProviderCaps {
     /// the socket. Measured here (1 MiB BULK_GET, 16 in flight, one source buffer, MiB/s): shm
     /// 1 buffer 18026, 2: 14512, 4: 13868, 16: 12786; tcp 1: 3715, 2: 6798, 4: 7727, 16: 6946.
     pub bulk_inflight: u32,
+    /// Empty CQ polls the progress loop makes in a row before its bookkeeping and a pass through
+    /// the scheduler. Where polling stays in user space (shm, verbs) a tighter poll notices a
+    /// message sooner: shm, 8 B at 1 in flight, 16 polls gave 1.73-1.86 µs round trips against
+    /// 1.80-1.89 µs with 1 (alternating runs). Over tcp;ofi_rxm an empty poll is a syscall, and 16
+    /// in a row cut the rate of two servers sharing a core from 70.8k to 48.6k RPC/s.
+    pub tight_polls: u32,
 }
 
 /// The table. Order = preference when nothing is configured (first entry is the default).
@@ -55,6 +61,7 @@ pub const PROVIDERS: &[ProviderCaps] = &[
         default_interface: Some("lo"),
         domain_is_interface: true,
         bulk_inflight: 4,
+        tight_polls: 1,
     },
     ProviderCaps {
         provider: Provider::Shm,
@@ -67,6 +74,7 @@ pub const PROVIDERS: &[ProviderCaps] = &[
         default_interface: None,
         domain_is_interface: false,
         bulk_inflight: 1,
+        tight_polls: 16,
     },
     ProviderCaps {
         provider: Provider::VerbsRxm,
@@ -80,6 +88,7 @@ pub const PROVIDERS: &[ProviderCaps] = &[
         domain_is_interface: false,
         // An RDMA NIC moves transfers on its own; not measured here (no hardware).
         bulk_inflight: 16,
+        tight_polls: 16,
     },
 ];
 
