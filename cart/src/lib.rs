@@ -48,13 +48,34 @@
 //!   exited 2.2 s after the kill with 196824 × -DER_UNREACH (before: still running after 89 s).
 //! - `selftest::run` drives its loop from a spawned task, never from a `block_on` future (a
 //!   current-thread runtime polls its `block_on` future once per 61 task polls while the progress
-//!   task spins), with one worker task per in-flight slot (a reply wakes the task that sends the
-//!   next RPC), and a server polls a handler once inline, replying without a task hop when it is
-//!   ready. `tools/bench/fabric.sh --json --no-build --runs 3`, back to back, load ~1.65: before
-//!   rtt_8b_us tcp 28.3 (fi_pingpong 8.22, ratio 3.33), shm 8.37 (1.14, 7.34); after tcp 11.5
-//!   (8.12, 1.43), shm 2.45 (1.14, 2.14). What remains is the RPC's own latency (median 10–11 µs
-//!   tcp, 2 µs shm at 1 in flight); `CART_SPIN_YIELD_US` off vs 5 µs made no difference (70–73k
-//!   RPC/s tcp, 275–291k shm, same minute).
+//!   task spins). Each in-flight slot is a chain of completion callbacks ([`Context::send_cb`],
+//!   CaRT's `crt_req_send` with a callback, as DAOS's self-test uses it): a reply's callback, run
+//!   on the progress loop, records the sample and sends the slot's next RPC, so no task wake-up or
+//!   scheduler pass sits between a reply and the next request. A server answers a handler
+//!   registered with [`Protocol::handler_now`] on the spot (no future is built) and polls an async
+//!   handler once inline, replying without a task hop when it is ready.
+//! - The RPC path per round trip, trimmed on 2026-11-26 and measured with `examples/ctx_overhead`
+//!   (two contexts over the loopback transport on one thread, 8 B self-test RPCs, 1 in flight,
+//!   ns per RPC, three runs each): start 1,638-1,677; self-test handler future boxed below glibc's
+//!   large-bin size (a 1.8 KiB future made every request a `malloc_consolidate`) 1,579-1,607;
+//!   per-RPC timeouts expired by the progress loop instead of a tokio timer per RPC 1,509-1,514;
+//!   no second pending-map lookup after completion 1,447-1,471; HLC physical time read once per
+//!   completion batch 1,415-1,432; bodies encoded straight into the message buffer (wire v2 puts
+//!   the body before the source address) 1,362-1,377; a fair counting gate (one atomic per take
+//!   and return) instead of tokio semaphores for credits and quota 1,308-1,319 (1,277-1,292 with
+//!   neither); completion callbacks for self-test 835-841. Probes on the real shm path (8 B, 1 in
+//!   flight, probes' own clock reads included): server request to reply send 281 ns as an async
+//!   handler, 243 as an immediate one, ~208 with HLC stamps from the loop's clock; client reply to
+//!   next send ~270 ns with callbacks. Then the poll period: a progress-loop iteration took 254 ns
+//!   (server) and 381 ns (client), so an arriving message waited half of that to be noticed;
+//!   `ProviderCaps::tight_polls` empty polls in a row (shm 16) took shm round trips from
+//!   1.80-1.89 to 1.73-1.86 µs in alternating runs (tcp keeps 1: an empty poll is a syscall there,
+//!   and 16 cut two co-located servers' rate from 70.8k to 48.6k RPC/s). fabric.sh,
+//!   `--runs 3`, before → after this work: shm 2.58 → 1.95-1.99 µs (ratio 2.13-2.33 →
+//!   1.62-1.69), tcp block 11.57 → 10.68-10.74 µs (1.42 → 1.26-1.28), tcp busy 10.06-10.27 →
+//!   9.09-9.23 µs (1.21 → 1.08-1.10). Tried and dropped in that work (no change beyond noise):
+//!   re-posting receives after the woken caller ran, `FI_THREAD_DOMAIN`, a per-thread cache of the
+//!   last sender's address, 64 tight polls, fewer receive buffers.
 //! - The CQ wait fd is registered with tokio's reactor only while the loop sleeps (two epoll_ctl
 //!   per sleep), not for the context's life: while registered, every packet also runs the wake-up
 //!   callback of tokio's epoll, busy or not. tcp, 8 B, 1 in flight, median µs, 3 alternating
@@ -76,7 +97,7 @@
 //!   10.21 µs busy against 12.03 / 11.02 block (fi_pingpong 8.34 / 8.48). Polling the CQ from the
 //!   caller's own task while its RPC is the only one in flight (DAOS's blocking-call style) was
 //!   tried: no gain beyond noise (tcp 11.5-11.7 vs 11.8-11.9 µs, shm 2.56-2.71 vs 2.57-2.68).
-//! - Where a tcp round trip goes (busy mode, 8 B, 1 in flight; both processes stamped the same
+//! - Where a tcp round trip went before that trimming (busy mode, 8 B, 1 in flight; both processes stamped the same
 //!   400 RPCs with the shared wall clock, medians, one run, full cycle 10.1 µs): client encode +
 //!   `fi_send` 2.68 µs, wire + server poll 1.74, server decode + handler + reply encode 0.43, the
 //!   reply's `fi_send` 2.63, wire + client poll 1.72, client reply match 0.10, task wake 0.21,

@@ -9,7 +9,9 @@
 //! sleeping loop so the reply is polled promptly.
 //!
 //! Submodules: `progress` (the progress task), `serve` (events, request dispatch, replies,
-//! overflowed bodies). This file: the [`Context`] API, send path, credits, bulk entry points.
+//! overflowed bodies), `send` (posting a request, the awaited path and completion callbacks),
+//! `gate` (credits and quota), `liveness` (dead peers). This file: the [`Context`] API, pending
+//! RPCs and their deadlines, bulk entry points.
 
 use rustc_hash::FxHashMap as HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
