@@ -27,8 +27,9 @@
 #   bulk_ratio                  bulk_1m_mb_per_sec / fi_pingpong_1m_mb_per_sec of the same run
 #                               (target ≥ 0.9); with --runs N, the median of the per-run ratios
 #   rtt_8b_us_busy_poll         tcp only: rtt_8b_us with CART_PROGRESS_MODE=busy on both sides (a
-#                               third server, rank 2; CQ without a wait object, Mercury's
-#                               NA_NO_BLOCK); the default mode's figures above stay the contract
+#                               server of its own, rank 2, up for this measurement only; CQ without
+#                               a wait object, Mercury's NA_NO_BLOCK); the default mode's figures
+#                               above stay the contract
 #   rtt_ratio_busy_poll         rtt_8b_us_busy_poll / fi_pingpong_rtt_8b_us of the same run
 #
 # Apples to apples:
@@ -41,9 +42,12 @@
 #   time in 10^6 B/s; with one message in flight at a time that is the payload rate of the link.
 #   self_test's bandwidth is RPC/s × (send + reply) payload = RPC/s × 1 MiB here, in 2^20 B/s. Both
 #   are converted to MiB/s before the ratio, so the ratio is unit-free.
-# - Pinning: fi_pingpong server on core 0, client on core 1; both cart_server processes on core 0,
-#   self_test on core 1. RTT and bulk (the two ratios) use one server (0:0), like fi_pingpong's one
-#   pair; the RPC-rate pair uses both servers (0-1:0), as DAOS users run self_test.
+# - Pinning: fi_pingpong server on core 0, client on core 1; every cart_server process on core 0,
+#   self_test on core 1. RTT and bulk (the two ratios) use one server (0:0) with no other server
+#   running, like fi_pingpong's one pair: an idle server sharing the core costs the measured one
+#   (tcp 1 MiB BULK_GET, MiB/s, three runs each: alone 7,912/7,771/8,175, beside an idle server
+#   7,771/7,194/7,328, beside an idle busy-mode server 6,053/6,761/6,725). Rank 1 runs only for
+#   the RPC-rate pair (0-1:0, as DAOS users run self_test), rank 2 only for the busy-mode RTT.
 #
 # Each fi_pingpong pair gets its own control port (-B on the server, -P on the client); the server is
 # started first, the client only once the port is in LISTEN state, and the server is stopped by its
@@ -249,48 +253,43 @@ run_pingpong() {
     read -r _ _ _ _ _ PP_MB PP_US _ <<<"$line"
 }
 
-# Starts two cart servers (ranks 0 and 1, core $CORE_SRV) for provider $1 in group $2, dir $3, and
-# waits until both appear in the attach-info file.
-SERVER_PIDS=()
-start_servers() {
-    local prov="$1" group="$2" dir="$3" rank i pid mode
-    SERVER_PIDS=()
-    # tcp also gets rank 2 in busy-poll mode (CART_PROGRESS_MODE=busy: no CQ wait object) for
-    # the *_busy_poll figures; ranks 0 and 1 run the default (block) mode.
-    local ranks=(0 1)
-    [[ "$prov" == "ofi+tcp;ofi_rxm" ]] && ranks+=(2)
-    for rank in "${ranks[@]}"; do
-        mode=block
-        [[ $rank -eq 2 ]] && mode=busy
-        env D_PROVIDER="$prov" CART_PROGRESS_MODE="$mode" ${TCP_IFACE:+D_INTERFACE="$TCP_IFACE"} \
-            taskset -c "$CORE_SRV" "$BIN/cart_server" --group-name "$group" --rank "$rank" --path "$dir" \
-            >"$dir/server$rank.log" 2>&1 &
-        pid=$!
-        PIDS+=("$pid")
-        SERVER_PIDS+=("$pid")
-    done
-    local f="$dir/$group.attach_info_tmp" want="${#ranks[@]}"
+# start_server PROVIDER GROUP DIR RANK MODE: starts one cart server (core $CORE_SRV, progress mode
+# MODE) and waits until its rank appears in the attach-info file; its PID goes to SERVER_PID[RANK].
+declare -A SERVER_PID=()
+start_server() {
+    local prov="$1" group="$2" dir="$3" rank="$4" mode="$5" i pid
+    env D_PROVIDER="$prov" CART_PROGRESS_MODE="$mode" ${TCP_IFACE:+D_INTERFACE="$TCP_IFACE"} \
+        taskset -c "$CORE_SRV" "$BIN/cart_server" --group-name "$group" --rank "$rank" --path "$dir" \
+        >>"$dir/server$rank.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    SERVER_PID[$rank]=$pid
+    local f="$dir/$group.attach_info_tmp"
     for ((i = 0; i < 600; i++)); do
-        if [[ -f "$f" ]] && awk -v want="$want" '$1 ~ /^[0-9]+$/ { n[$1] = 1 } END { c = 0; for (k in n) c++; exit !(c >= want) }' "$f"; then
+        if [[ -f "$f" ]] && awk -v r="$rank" '$1 == r { found = 1 } END { exit !found }' "$f"; then
             return 0
         fi
-        for pid in "${SERVER_PIDS[@]}"; do
-            if ! kill -0 "$pid" 2>/dev/null; then
-                cat "$dir"/server*.log >&2
-                die "cart_server ($prov) exited during start-up"
-            fi
-        done
+        if ! kill -0 "$pid" 2>/dev/null; then
+            cat "$dir"/server*.log >&2
+            die "cart_server ($prov, rank $rank) exited during start-up"
+        fi
         sleep 0.05
     done
     cat "$dir"/server*.log >&2
     [[ -f "$f" ]] && cat "$f" >&2
-    die "cart servers ($prov) did not register in $f within 30 s"
+    die "cart server ($prov, rank $rank) did not register in $f within 30 s"
+}
+
+# stop_server RANK: stops that server by PID (it removes its attach-info line on SIGTERM).
+stop_server() {
+    [[ -n "${SERVER_PID[$1]:-}" ]] || return 0
+    stop_pid "${SERVER_PID[$1]}"
+    unset "SERVER_PID[$1]"
 }
 
 stop_servers() {
-    local pid
-    for pid in "${SERVER_PIDS[@]}"; do stop_pid "$pid"; done
-    SERVER_PIDS=()
+    local r
+    for r in "${!SERVER_PID[@]}"; do stop_server "$r"; done
 }
 
 # self_test PROVIDER GROUP DIR ENDPOINTS SIZES INFLIGHT REPS -> ST_JSON = path of its --json document
@@ -344,8 +343,8 @@ for p in "${PROVIDERS[@]}"; do
     mkdir -p "$dir"
     group="bench_${fprov//[^a-z]/_}"
     if [[ $FI_ONLY -eq 0 ]]; then
-        log "$prov: 2 cart servers on core $CORE_SRV; self_test and the fi_pingpong client on core $CORE_CLI"
-        start_servers "$prov" "$group" "$dir"
+        log "$prov: cart servers on core $CORE_SRV; self_test and the fi_pingpong client on core $CORE_CLI"
+        start_server "$prov" "$group" "$dir" 0 block
     fi
     for ((run = 1; run <= RUNS; run++)); do
         tag="$prov run $run/$RUNS"
@@ -364,17 +363,21 @@ for p in "${PROVIDERS[@]}"; do
             record "$prov" info_rtt_8b_median_us "$(st_field "$ST_JSON" latency_us median)"
             if [[ "$prov" == "ofi+tcp;ofi_rxm" ]]; then
                 log "$tag: busy-poll mode: self_test -s 8 -i 1 -e 2:0 -r $ST_REPS_RTT (both sides CART_PROGRESS_MODE=busy)"
+                start_server "$prov" "$group" "$dir" 2 busy
                 ST_MODE=busy run_self_test "$prov" "$group" "$dir" 2:0 8 1 "$ST_REPS_RTT"
+                stop_server 2
                 rtt_b="$(calc "1e6 / $(st_field "$ST_JSON" rpc_per_sec)")"
                 record "$prov" rtt_8b_us_busy_poll "$rtt_b"
                 record "$prov" rtt_ratio_busy_poll "$(calc "$rtt_b / $pp_rtt")"
             fi
 
             log "$tag: self_test -s 64 -i 1 and -i 16 -e 0-1:0 -r $ST_REPS_RATE"
+            start_server "$prov" "$group" "$dir" 1 block
             run_self_test "$prov" "$group" "$dir" 0-1:0 64 1 "$ST_REPS_RATE"
             record "$prov" rpc_per_sec_64b_inflight1 "$(st_field "$ST_JSON" rpc_per_sec)"
             run_self_test "$prov" "$group" "$dir" 0-1:0 64 16 "$ST_REPS_RATE"
             record "$prov" rpc_per_sec_64b_inflight16 "$(st_field "$ST_JSON" rpc_per_sec)"
+            stop_server 1
         fi
 
         log "$tag: fi_pingpong -p '$fprov' -S 1048576 -I $PP_ITERS_1M"
