@@ -71,9 +71,11 @@
 //!   `ProviderCaps::tight_polls` empty polls in a row (shm 16) took shm round trips from
 //!   1.80-1.89 to 1.73-1.86 µs in alternating runs (tcp keeps 1: an empty poll is a syscall there,
 //!   and 16 cut two co-located servers' rate from 70.8k to 48.6k RPC/s). fabric.sh,
-//!   `--runs 3`, before → after this work: shm 2.58 → 1.95-1.99 µs (ratio 2.13-2.33 →
-//!   1.62-1.69), tcp block 11.57 → 10.68-10.74 µs (1.42 → 1.26-1.28), tcp busy 10.06-10.27 →
-//!   9.09-9.23 µs (1.21 → 1.08-1.10). Tried and dropped in that work (no change beyond noise):
+//!   `--runs 3`, before → after this work (same harness): shm 2.58 → 1.95-1.99 µs (ratio
+//!   2.13-2.33 → 1.62-1.69), tcp block 11.57 → 10.68-10.74 µs (1.42 → 1.26-1.28), tcp busy
+//!   10.06-10.27 → 9.09-9.23 µs (1.21 → 1.08-1.10); with fabric.sh measuring RTT and bulk on a
+//!   server alone on its core: shm 1.83-1.88 µs (1.54-1.61), tcp 10.34-10.44 µs (1.22-1.24), busy
+//!   9.17-9.18 µs (1.09-1.10). Tried and dropped in that work (no change beyond noise):
 //!   re-posting receives after the woken caller ran, `FI_THREAD_DOMAIN`, a per-thread cache of the
 //!   last sender's address, 64 tight polls, fewer receive buffers.
 //! - The CQ wait fd is registered with tokio's reactor only while the loop sleeps (two epoll_ctl
