@@ -813,6 +813,22 @@ async fn callback_suite(make: &dyn Fn(u32) -> Context) {
     .unwrap();
     assert_eq!(wait(rx).await.unwrap(), 7);
     assert_eq!(c.send(&ep, &Count { n: 8 }).await.unwrap(), 8);
+
+    // From a thread outside any runtime, to an endpoint not resolved yet (a tag-1 URI lookup
+    // would need a task; tag 0 of a new group object goes through the same slow path).
+    let g2 = Group::new("g", [(0, p.server.uri().to_string())]);
+    let ep2 = Endpoint::new(&g2, 0, 0);
+    let (tx, rx) = oneshot::channel();
+    let c2 = c.clone();
+    std::thread::spawn(move || {
+        c2.send_cb::<Count, _, _>(&ep2, &Count { n: 9 }, None, move |r| {
+            let _ = tx.send(r);
+        })
+        .unwrap();
+    })
+    .join()
+    .unwrap();
+    assert_eq!(wait(rx).await.unwrap(), 9);
     drop(p.server);
 }
 

@@ -166,6 +166,8 @@ pub(crate) struct CtxInner {
     /// round trip per side before; the error is one loop iteration, or the 100 ms between
     /// re-measurements if the wall clock is stepped, well inside the HLC's 1 s epsilon).
     wall_offset_ns: AtomicU64,
+    /// The runtime that runs the progress loop (tasks spawned for callers outside any runtime).
+    rt: tokio::runtime::Handle,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -322,6 +324,7 @@ impl Context {
             next_deadline: AtomicU64::new(u64::MAX),
             clock_ns: AtomicU64::new(0),
             wall_offset_ns: AtomicU64::new(0),
+            rt: rt.clone(),
         });
         inner.measure_wall_offset();
         let owner = Arc::new(Owner(inner.clone()));

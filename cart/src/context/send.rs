@@ -352,7 +352,8 @@ impl Context {
             }
         }
         let (inner, ep) = (inner.clone(), ep.clone());
-        tokio::spawn(async move {
+        // On the context's runtime: the caller may be a thread outside any runtime.
+        self.inner.rt.clone().spawn(async move {
             let st = match inner.resolve(&ep).await {
                 Ok(st) => st,
                 Err(e) => return complete((None, None), Err(e)),
