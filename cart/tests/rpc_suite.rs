@@ -505,22 +505,27 @@ impl Rpc for Boom {
     type Reply = u32;
 }
 
-#[tokio::test]
-async fn panicking_handler_gets_der_misc_and_context_keeps_serving() {
+/// A loopback server serving `proto`, a client, and the server's endpoint (the server context must
+/// stay alive: it is returned first).
+fn loopback_serving(proto: Protocol) -> (Context, Context, Endpoint) {
     let server = loopback_ctx(0);
-    server
-        .register(
-            Protocol::new("boom", 0x21, 1).handler(|_rc: RpcCtx, req: Boom| async move {
-                if req.panic {
-                    panic!("handler bug");
-                }
-                Ok(7u32)
-            }),
-        )
-        .unwrap();
+    server.register(proto).unwrap();
     let client = loopback_ctx(1);
     let g = Group::new("g", [(0, server.uri().to_string())]);
     let ep = Endpoint::new(&g, 0, 0);
+    (server, client, ep)
+}
+
+#[tokio::test]
+async fn panicking_handler_gets_der_misc_and_context_keeps_serving() {
+    let (_server, client, ep) = loopback_serving(Protocol::new("boom", 0x21, 1).handler(
+        |_rc: RpcCtx, req: Boom| async move {
+            if req.panic {
+                panic!("handler bug");
+            }
+            Ok(7u32)
+        },
+    ));
     let e = client
         .send_with(&ep, &Boom { panic: true }, Some(Duration::from_secs(20)))
         .await
@@ -544,25 +549,17 @@ impl Rpc for NowOrLater {
 /// while answering on the progress loop (DER_MISC, and the context keeps serving).
 #[tokio::test]
 async fn immediate_handlers_reply_now_or_later_and_survive_panics() {
-    let server = loopback_ctx(0);
-    server
-        .register(
-            Protocol::new("now", 0x22, 1).handler_now(|_rc: RpcCtx, req: NowOrLater| {
-                match req.mode {
-                    0 => Handled::Now(Ok(1)),
-                    1 => Handled::Later(Box::pin(async {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        Ok(2)
-                    })),
-                    2 => panic!("handler bug"),
-                    _ => Handled::Now(Err(RpcError::new(Der::NoPerm, "mode 3 is refused"))),
-                }
-            }),
-        )
-        .unwrap();
-    let client = loopback_ctx(1);
-    let g = Group::new("g", [(0, server.uri().to_string())]);
-    let ep = Endpoint::new(&g, 0, 0);
+    let (_server, client, ep) = loopback_serving(Protocol::new("now", 0x22, 1).handler_now(
+        |_rc: RpcCtx, req: NowOrLater| match req.mode {
+            0 => Handled::Now(Ok(1)),
+            1 => Handled::Later(Box::pin(async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Ok(2)
+            })),
+            2 => panic!("handler bug"),
+            _ => Handled::Now(Err(RpcError::new(Der::NoPerm, "mode 3 is refused"))),
+        },
+    ));
     assert_eq!(client.send(&ep, &NowOrLater { mode: 0 }).await.unwrap(), 1);
     assert_eq!(client.send(&ep, &NowOrLater { mode: 1 }).await.unwrap(), 2);
     let e = client
