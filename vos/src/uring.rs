@@ -5,7 +5,7 @@
 //! not return until the kernel has posted a completion for every submitted entry, so the kernel
 //! never touches memory after the borrow ends.
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::alloc::{alloc, alloc_zeroed, dealloc, Layout};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -45,11 +45,24 @@ impl AlignedBuf {
         AlignedBuf { ptr, len }
     }
 
-    /// A buffer holding `data` followed by zero padding to 4 KiB.
+    /// A buffer holding `data` followed by zero padding to 4 KiB. Only the padding is zeroed:
+    /// for 1 MiB updates, zeroing the whole buffer before the copy was 15 % of the submitting
+    /// thread's CPU time.
     pub fn from_slice(data: &[u8]) -> AlignedBuf {
-        let mut b = AlignedBuf::zeroed(data.len());
-        b.as_mut_slice()[..data.len()].copy_from_slice(data);
-        b
+        let len = (align_up(data.len() as u64) as usize).max(BLOCK);
+        let layout = Layout::from_size_align(len, BLOCK).expect("aligned layout");
+        // SAFETY: layout has non-zero size (>= BLOCK) and a power-of-two alignment.
+        let raw = unsafe { alloc(layout) };
+        let ptr =
+            std::ptr::NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        // SAFETY: the allocation holds `len` >= data.len() bytes and does not overlap `data`; the
+        // copy and the fill below write every byte of it once, so it is fully initialised before
+        // the AlignedBuf (whose slices assume initialised bytes) exists.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), ptr.as_ptr(), data.len());
+            std::ptr::write_bytes(ptr.as_ptr().add(data.len()), 0, len - data.len());
+        }
+        AlignedBuf { ptr, len }
     }
 
     pub fn len(&self) -> usize {
@@ -294,6 +307,27 @@ pub fn open_direct(path: &std::path::Path, create: bool) -> io::Result<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn from_slice_copies_the_data_and_zeroes_only_the_padding() {
+        for n in [0usize, 1, 4095, 4096, 4097, 5000, 1 << 20, (1 << 20) + 3] {
+            // Dirty the allocator's free memory first, so unzeroed padding would show.
+            let len = (align_up(n as u64) as usize).max(BLOCK);
+            for _ in 0..4 {
+                drop(std::hint::black_box(vec![0xAAu8; len + 64]));
+            }
+            let data: Vec<u8> = (0..n).map(|i| (i * 7 + 1) as u8).collect();
+            let b = AlignedBuf::from_slice(&data);
+            assert_eq!(
+                b.len(),
+                (align_up(n as u64) as usize).max(BLOCK),
+                "len for {n}"
+            );
+            assert_eq!(b.as_slice().as_ptr() as usize % BLOCK, 0);
+            assert_eq!(&b.as_slice()[..n], &data[..], "data for {n}");
+            assert!(b.as_slice()[n..].iter().all(|&x| x == 0), "padding for {n}");
+        }
+    }
 
     #[test]
     fn write_read_roundtrip_on_ext4_with_o_direct() {
