@@ -43,6 +43,15 @@ fn json_report_has_the_contract_keys_and_cleans_up() {
         for k in ["p50", "p99"] {
             assert!(c["latency_us"][k].as_f64().unwrap() > 0.0, "{op}: {k}");
         }
+        // Update cases also carry fio with an fdatasync every queue-depth writes.
+        if op == "update" {
+            assert_eq!(c["fio_durable"]["fdatasync_every"], 16);
+            for k in ["iops", "mb_per_sec", "ratio"] {
+                assert!(c["fio_durable"][k].as_f64().unwrap() > 0.0, "fio_durable.{k}");
+            }
+        } else {
+            assert!(c["fio_durable"].is_null(), "{op}: {}", c["fio_durable"]);
+        }
         let rounds = c["rounds"].as_array().unwrap();
         assert_eq!(rounds.len(), 2);
         // Fetch alternates with fio in 4 slices by default, update runs whole.

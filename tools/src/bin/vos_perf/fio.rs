@@ -50,8 +50,21 @@ pub fn run(
     len: u64,
     qd: usize,
 ) -> Result<FioResult, String> {
+    run_with(dir, rw, bs, offset, len, qd, None)
+}
+
+/// [`run`], with `fdatasync` = Some(n): an fdatasync after every n writes (fio's `--fdatasync`).
+pub fn run_with(
+    dir: &Path,
+    rw: &str,
+    bs: u64,
+    offset: u64,
+    len: u64,
+    qd: usize,
+    fdatasync: Option<usize>,
+) -> Result<FioResult, String> {
     let file = file(dir);
-    let args = vec![
+    let mut args = vec![
         "--name=vos_perf_anchor".to_string(),
         format!("--filename={}", file.display()),
         format!("--rw={rw}"),
@@ -63,6 +76,9 @@ pub fn run(
         "--direct=1".into(),
         "--output-format=json".into(),
     ];
+    if let Some(n) = fdatasync {
+        args.push(format!("--fdatasync={n}"));
+    }
     let out = Command::new("fio")
         .args(&args)
         .output()

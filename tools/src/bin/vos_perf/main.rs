@@ -524,12 +524,30 @@ fn run(args: Args) -> Result<(), String> {
                 }
             }
             pb.finish_and_clear();
+            // Information beside the contract's anchor: fio's writes are not durable, vos's
+            // updates are; the same fio run with an fdatasync after every queue-depth writes
+            // (one flush per full group commit) shows what the disk does durably.
+            let fio_durable = if op == "update" && !args.no_fio {
+                let region = fio_len / slices / bs * bs;
+                Some(fio::run_with(
+                    &args.bdev,
+                    fio_rw,
+                    bs,
+                    0,
+                    region,
+                    args.queue_depth,
+                    Some(args.queue_depth),
+                )?)
+            } else {
+                None
+            };
             measured[k].push(Measured {
                 fio_rw,
                 ops_per_sec: vos_res.ops as f64 / vos_res.secs,
                 ops: vos_res.ops,
                 lat_us: vos_res.lat_us,
                 fio: fio::combine(&fio_parts),
+                fio_durable,
                 slices,
             });
         }
@@ -579,6 +597,8 @@ struct Measured {
     ops: u64,
     lat_us: Vec<f64>,
     fio: Option<fio::FioResult>,
+    /// fio with an fdatasync every queue-depth writes (update cases).
+    fio_durable: Option<fio::FioResult>,
     slices: u64,
 }
 
@@ -626,6 +646,28 @@ fn case_json(op: &str, size: u64, args: &Args, m: Vec<Measured>) -> serde_json::
             "p99": median(m.iter().filter_map(|r| r.fio.as_ref().map(|f| f.p99_us)).collect()),
         })
     });
+    // Same unit as `ratio`, against fio with an fdatasync every queue-depth writes.
+    let durable = m.iter().any(|r| r.fio_durable.is_some()).then(|| {
+        let d = |r: &Measured| {
+            r.fio_durable
+                .as_ref()
+                .map_or((0.0, 0.0), |f| (f.iops, f.bytes_per_sec))
+        };
+        let ratio_d = |r: &Measured| {
+            let (iops, bw) = d(r);
+            match (size >= 1 << 20, iops > 0.0 && bw > 0.0) {
+                (_, false) => 0.0,
+                (true, true) => r.ops_per_sec * size as f64 / bw,
+                (false, true) => r.ops_per_sec / iops,
+            }
+        };
+        json!({
+            "fdatasync_every": args.queue_depth,
+            "iops": median(m.iter().map(|r| d(r).0).collect()),
+            "mb_per_sec": median(m.iter().map(|r| d(r).1 / 1e6).collect()),
+            "ratio": median(m.iter().map(ratio_d).collect()),
+        })
+    });
     let mut lat: Vec<f64> = m.iter().flat_map(|r| r.lat_us.iter().copied()).collect();
     json!({
         "op": op,
@@ -641,6 +683,7 @@ fn case_json(op: &str, size: u64, args: &Args, m: Vec<Measured>) -> serde_json::
         "fio_iops": fio_iops,
         "fio_mb_per_sec": fio_mb,
         "fio_latency_us": fio_lat,
+        "fio_durable": durable,
         "ratio": ratio,
         "rounds": rounds,
         "fio_cmd": fio.map(|f| f.cmd.clone()),
