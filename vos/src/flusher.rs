@@ -210,6 +210,11 @@ type CkptJob = (
     Vec<crate::completion::Completer<Result<()>>>,
 );
 
+/// Batch bodies kept for reuse (one per batch in flight and one being filled), and the largest
+/// kept.
+const SPARE_BODIES: usize = 4;
+const SPARE_BODY_MAX: usize = 16 << 20;
+
 pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>) {
     let mut ring = Ring::new(256);
     while let Some(job) = take(&sh) {
@@ -268,6 +273,10 @@ pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>) {
             }
             sh.order_cv.notify_all();
             let mut ready = Vec::new();
+            let body = std::mem::take(&mut batch.builder).into_buffer();
+            if st.spare_bodies.len() < SPARE_BODIES && body.capacity() <= SPARE_BODY_MAX {
+                st.spare_bodies.push(body);
+            }
             if st.failed.is_none() {
                 st.deferred_frees.extend(batch.frees.iter().copied());
                 st.release_ready_frees();
@@ -362,6 +371,9 @@ fn take(sh: &Shared) -> Option<Job> {
         break;
     }
     let batch = std::mem::take(&mut st.pending);
+    if let Some(body) = st.spare_bodies.pop() {
+        st.pending.builder = crate::wal::BatchBuilder::with_buffer(body);
+    }
     st.wal.sealed &= batch.builder.is_empty();
     let lsn_first = st.next_lsn;
     st.next_lsn += batch.builder.nrec() as u64;

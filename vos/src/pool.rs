@@ -70,6 +70,8 @@ pub(crate) struct State {
     pub(crate) index: Index,
     pub(crate) alloc: Allocator,
     pub(crate) pending: Pending,
+    /// WAL batch bodies of acknowledged batches, reused by the next ones (`BatchBuilder::with_buffer`).
+    pub(crate) spare_bodies: Vec<Vec<u8>>,
     pub(crate) inflight: HashMap<u64, Arc<AlignedBuf>>,
     /// Set by the first failed flush: the pool is read-only from then on (see `backout`).
     pub(crate) failed: Option<String>,
@@ -212,6 +214,7 @@ impl VosPool {
                 index,
                 alloc,
                 pending: Pending::default(),
+                spare_bodies: Vec::new(),
                 inflight: HashMap::new(),
                 failed: None,
                 backing_out: false,

@@ -49,19 +49,30 @@ impl AlignedBuf {
     /// for 1 MiB updates, zeroing the whole buffer before the copy was 15 % of the submitting
     /// thread's CPU time.
     pub fn from_slice(data: &[u8]) -> AlignedBuf {
-        let len = (align_up(data.len() as u64) as usize).max(BLOCK);
+        AlignedBuf::from_parts(&[data])
+    }
+
+    /// A buffer holding `parts` one after the other, then zero padding to 4 KiB (only the
+    /// padding is zeroed).
+    pub fn from_parts(parts: &[&[u8]]) -> AlignedBuf {
+        let used: usize = parts.iter().map(|p| p.len()).sum();
+        let len = (align_up(used as u64) as usize).max(BLOCK);
         let layout = Layout::from_size_align(len, BLOCK).expect("aligned layout");
         // SAFETY: layout has non-zero size (>= BLOCK) and a power-of-two alignment.
         let raw = unsafe { alloc(layout) };
         let ptr =
             std::ptr::NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
-        // SAFETY: the allocation holds `len` >= data.len() bytes and does not overlap `data`; the
-        // copy and the fill below write every byte of it once, so it is fully initialised before
-        // the AlignedBuf (whose slices assume initialised bytes) exists.
-        unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr(), ptr.as_ptr(), data.len());
-            std::ptr::write_bytes(ptr.as_ptr().add(data.len()), 0, len - data.len());
+        let mut at = 0;
+        for p in parts {
+            // SAFETY: the allocation holds `len` >= `used` bytes, `at + p.len()` <= `used`, and
+            // it does not overlap `p` (freshly allocated).
+            unsafe { std::ptr::copy_nonoverlapping(p.as_ptr(), ptr.as_ptr().add(at), p.len()) };
+            at += p.len();
         }
+        // SAFETY: `[used, len)` lies in the allocation. With the copies above every byte is now
+        // written once, so the buffer is initialised before the AlignedBuf (whose slices assume
+        // initialised bytes) exists.
+        unsafe { std::ptr::write_bytes(ptr.as_ptr().add(used), 0, len - used) };
         AlignedBuf { ptr, len }
     }
 
@@ -326,6 +337,10 @@ mod tests {
             assert_eq!(b.as_slice().as_ptr() as usize % BLOCK, 0);
             assert_eq!(&b.as_slice()[..n], &data[..], "data for {n}");
             assert!(b.as_slice()[n..].iter().all(|&x| x == 0), "padding for {n}");
+            let (a, c) = data.split_at(n / 3);
+            let p = AlignedBuf::from_parts(&[a, &[], c]);
+            assert_eq!(p.len(), b.len());
+            assert_eq!(p.as_slice(), b.as_slice(), "parts for {n}");
         }
     }
 

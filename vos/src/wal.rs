@@ -50,6 +50,17 @@ impl BatchBuilder {
         self.body[at..at + 4].copy_from_slice(&n.to_le_bytes());
         self.nrec += 1;
     }
+    /// An empty builder writing into `body`, a buffer of an earlier batch: its capacity is
+    /// kept, so a batch does not grow a fresh Vec through reallocations and page faults (for
+    /// 4 KiB updates at QD16 that growth was a quarter of the submitting thread's time).
+    pub fn with_buffer(mut body: Vec<u8>) -> BatchBuilder {
+        body.clear();
+        BatchBuilder { body, nrec: 0 }
+    }
+    /// The body buffer, for a later batch ([`BatchBuilder::with_buffer`]).
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.body
+    }
     pub fn is_empty(&self) -> bool {
         self.nrec == 0
     }
@@ -62,8 +73,7 @@ impl BatchBuilder {
     }
     /// Lays out header + body + padding in an aligned buffer.
     pub fn seal(&self, gen: u64, lsn_first: u64, durable_lsn: u64) -> AlignedBuf {
-        let mut buf = AlignedBuf::zeroed(HDR + self.body.len());
-        let b = buf.as_mut_slice();
+        let mut b = [0u8; HDR];
         b[0..4].copy_from_slice(&MAGIC.to_le_bytes());
         b[4..6].copy_from_slice(&VERSION.to_le_bytes());
         b[8..16].copy_from_slice(&gen.to_le_bytes());
@@ -74,8 +84,7 @@ impl BatchBuilder {
         b[36..44].copy_from_slice(&durable_lsn.to_le_bytes());
         let hc = crc32c::crc32c(&b[0..44]);
         b[44..48].copy_from_slice(&hc.to_le_bytes());
-        b[HDR..HDR + self.body.len()].copy_from_slice(&self.body);
-        buf
+        AlignedBuf::from_parts(&[&b, &self.body])
     }
 }
 
