@@ -59,12 +59,15 @@ pub enum Erased {
 /// Type-erased handler: decodes synchronously (so bad bodies are answered at once), then runs.
 pub type ErasedHandler = Arc<dyn Fn(RpcCtx, &[u8]) -> Result<Erased, RpcError> + Send + Sync>;
 
-fn encode_reply<T: bincode::Encode>(reply: &T, cap: usize) -> Result<wire::Framed, RpcError> {
+pub(crate) fn encode_reply<T: bincode::Encode>(
+    reply: &T,
+    cap: usize,
+) -> Result<wire::Framed, RpcError> {
     wire::Framed::encode("reply", reply, cap)
         .map_err(|e| RpcError::new(Der::Overflow, e.to_string()))
 }
 
-fn decode_req<R: Rpc>(body: &[u8]) -> Result<R, RpcError> {
+pub(crate) fn decode_req<R: Rpc>(body: &[u8]) -> Result<R, RpcError> {
     wire::decode_body(body, R::MAX_REQ).map_err(|e| {
         RpcError::new(
             Der::Proto,
@@ -131,6 +134,18 @@ impl Protocol {
             })
         });
         self.insert(R::OPCODE, h)
+    }
+
+    /// Registers a handler of `R` that decodes the request body itself (for instance borrowing
+    /// from the receive buffer) and returns the encoded reply: what [`Protocol::handler_now`]
+    /// does, without an owned request and reply in between. Undecodable bodies must be answered
+    /// with `DER_PROTO` by `f`.
+    pub(crate) fn handler_raw<R, F>(self, f: F) -> Protocol
+    where
+        R: Rpc,
+        F: Fn(RpcCtx, &[u8]) -> Result<Erased, RpcError> + Send + Sync + 'static,
+    {
+        self.insert(R::OPCODE, Arc::new(f))
     }
 
     fn insert(mut self, opcode: u32, h: ErasedHandler) -> Protocol {

@@ -15,8 +15,9 @@ use crate::bulk::{Bulk, BulkHandle, BulkOp};
 use crate::context::{Context, Endpoint, RpcCtx};
 use crate::error::{CartError, RpcError};
 use crate::group::Group;
-use crate::proto::{opcode, Handled, Protocol, Rpc};
+use crate::proto::{self, opcode, Erased, Protocol, Rpc};
 use crate::transport::{Access, DmaBuf};
+use crate::wire;
 
 /// Self-test protocol base.
 pub const BASE: u8 = 0xF2;
@@ -118,6 +119,15 @@ struct TestMsgRef<'a> {
     bulk_reply: Option<&'a BulkHandle>,
 }
 
+/// [`TestMsg`] as the server reads it: the payload borrowed from the receive buffer.
+#[derive(bincode::BorrowDecode)]
+struct TestMsgIn<'a> {
+    session: u32,
+    iov: &'a [u8],
+    bulk_send: Option<BulkHandle>,
+    bulk_reply: Option<BulkHandle>,
+}
+
 /// START (master mode): run the loop from this server against `endpoints`.
 #[derive(Debug, bincode::Encode, bincode::Decode)]
 pub struct Start {
@@ -207,6 +217,8 @@ async fn echo(rc: RpcCtx, req: Echo) -> Result<Vec<u8>, RpcError> {
 struct Session {
     send: MsgSpec,
     reply: MsgSpec,
+    /// The IOV reply's bytes (empty unless the reply is IOV), encoded into every reply.
+    reply_iov: Vec<u8>,
     /// Server buffers, used last-in first-out.
     pool: Mutex<Vec<Bulk>>,
     /// One permit per buffer in `pool`.
@@ -270,6 +282,11 @@ async fn open_session(rc: RpcCtx, req: OpenSession) -> Result<u32, RpcError> {
         Arc::new(Session {
             send: req.send,
             reply: req.reply,
+            reply_iov: if req.reply.ty == MsgType::Iov {
+                vec![0xA5; req.reply.size as usize]
+            } else {
+                Vec::new()
+            },
             avail: tokio::sync::Semaphore::new(pool.len()),
             pool: Mutex::new(pool),
         }),
@@ -277,29 +294,40 @@ async fn open_session(rc: RpcCtx, req: OpenSession) -> Result<u32, RpcError> {
     Ok(id)
 }
 
-/// The test RPC: answered on the spot (no future) unless its session moves bulk data.
-fn test(rc: RpcCtx, req: TestMsg) -> Handled<Vec<u8>> {
-    let all = lock(sessions());
-    let Some(sess) = all.get(&req.session) else {
-        return Handled::Now(Err(RpcError::new(
+/// The test RPC: answered on the spot (no future) unless its session moves bulk data. It reads
+/// the request where it lies in the receive buffer and encodes the reply straight from the
+/// session's pattern (no owned request or reply: three allocations less per RPC).
+fn test(rc: RpcCtx, body: &[u8]) -> Result<Erased, RpcError> {
+    let req: TestMsgIn<'_> = wire::borrow_decode_body(body, TestMsg::MAX_REQ).map_err(|e| {
+        RpcError::new(
+            Der::Proto,
+            format!("undecodable body for opcode {:#010x}: {e}", TestMsg::OPCODE),
+        )
+    })?;
+    let sess = lock(sessions()).get(&req.session).cloned();
+    let Some(sess) = sess else {
+        return Err(RpcError::new(
             Der::Nonexist,
             format!("self-test session {} is not open", req.session),
-        )));
+        ));
     };
     if server_buf_len(sess.send, sess.reply) > 0 {
-        let sess = sess.clone();
-        drop(all);
-        return Handled::Later(Box::pin(test_bulk(rc, req, sess)));
+        let req = TestMsg {
+            session: req.session,
+            iov: req.iov.to_vec(),
+            bulk_send: req.bulk_send,
+            bulk_reply: req.bulk_reply,
+        };
+        return Ok(Erased::Later(Box::pin(async move {
+            proto::encode_reply(&test_bulk(rc, req, sess).await?, TestMsg::MAX_REPLY)
+        })));
     }
-    let (send, reply) = (sess.send, sess.reply);
-    drop(all);
-    Handled::Now(if req.iov.len() != send.size as usize {
-        Err(iov_mismatch(req.iov.len(), send.size))
-    } else if reply.ty == MsgType::Iov {
-        Ok(vec![0xA5; reply.size as usize])
+    Ok(Erased::Now(if req.iov.len() != sess.send.size as usize {
+        Err(iov_mismatch(req.iov.len(), sess.send.size))
     } else {
-        Ok(Vec::new())
-    })
+        // An empty slice encodes as an empty Vec<u8>, the reply type.
+        proto::encode_reply(&sess.reply_iov.as_slice(), TestMsg::MAX_REPLY)
+    }))
 }
 
 fn iov_mismatch(got: usize, want: u32) -> RpcError {
@@ -424,7 +452,7 @@ pub fn protocol() -> Protocol {
             lock(sessions()).remove(&req.id);
             Ok(())
         })
-        .handler_now(test)
+        .handler_raw::<TestMsg, _>(test)
         .handler(start)
         .handler(|_rc: RpcCtx, _req: Status| async move {
             let mut m = lock(master());
@@ -526,7 +554,12 @@ struct Chains {
     done: AtomicU64,
     /// Chains still sending.
     running: AtomicU32,
-    samples: Mutex<Vec<Sample>>,
+    /// One cell per RPC index, written once by whoever ends that RPC (no lock between a reply
+    /// and the next request).
+    samples: Box<[SampleCell]>,
+    /// Each endpoint's resolved state (its sessions were opened, so it is resolved), passed to
+    /// `send_cb_resolved` so the next request skips the context's endpoint-map lookup.
+    resolved: Vec<Option<Arc<crate::context::EpState>>>,
     /// Notified when the last chain stops.
     finished: tokio::sync::Notify,
     progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
@@ -535,9 +568,39 @@ struct Chains {
 /// A slot's bulk handles (send, reply).
 type SlotHandles = Arc<(Option<BulkHandle>, Option<BulkHandle>)>;
 
+/// A sample slot: `meta` = endpoint << 32 | rc as u32, `u64::MAX` while unset.
+struct SampleCell {
+    latency_ns: AtomicU64,
+    meta: AtomicU64,
+}
+
+impl SampleCell {
+    fn new() -> SampleCell {
+        SampleCell {
+            latency_ns: AtomicU64::new(0),
+            meta: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    fn get(&self) -> Option<Sample> {
+        let meta = self.meta.load(Ordering::Acquire);
+        (meta != u64::MAX).then(|| Sample {
+            endpoint: (meta >> 32) as u32,
+            latency_ns: self.latency_ns.load(Ordering::Relaxed),
+            rc: meta as u32 as i32,
+        })
+    }
+}
+
 impl Chains {
-    fn record(&self, s: Sample) {
-        lock(&self.samples).push(s);
+    /// Records RPC `i`'s outcome.
+    fn record(&self, i: u32, s: Sample) {
+        let c = &self.samples[i as usize];
+        c.latency_ns.store(s.latency_ns, Ordering::Relaxed);
+        c.meta.store(
+            (u64::from(s.endpoint) << 32) | u64::from(s.rc as u32),
+            Ordering::Release,
+        );
         let d = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         // Every 64th completion and the last: a progress bar update reads the clock, and this runs
         // between a reply and the next request.
@@ -568,11 +631,14 @@ impl Chains {
             let session = match me.sess[ei] {
                 Ok(s) => s,
                 Err(rc) => {
-                    me.record(Sample {
-                        endpoint: ei as u32,
-                        latency_ns: 0,
-                        rc,
-                    });
+                    me.record(
+                        i,
+                        Sample {
+                            endpoint: ei as u32,
+                            latency_ns: 0,
+                            rc,
+                        },
+                    );
                     continue;
                 }
             };
@@ -584,12 +650,23 @@ impl Chains {
             };
             let (me2, slot2) = (me.clone(), slot.clone());
             let t = now.take().unwrap_or_else(Instant::now);
-            let sent = me
-                .ctx
-                .send_cb::<TestMsg, _, _>(&me.eps[ei], &msg, me.timeout, move |r| {
+            let sent = me.ctx.send_cb_raw::<TestMsg, _, _>(
+                me.resolved[ei].as_ref(),
+                &me.eps[ei],
+                &msg,
+                me.timeout,
+                move |r| {
                     let end = Instant::now();
                     let latency_ns = end.duration_since(t).as_nanos() as u64;
-                    let rc = match r {
+                    // The reply (a Vec<u8>) read where it lies: only its length is checked.
+                    let rc = match r.and_then(|b| {
+                        wire::borrow_decode_body::<&[u8]>(b, TestMsg::MAX_REPLY).map_err(|reason| {
+                            CartError::Codec {
+                                what: "decode reply",
+                                reason,
+                            }
+                        })
+                    }) {
                         Ok(body)
                             if me2.reply.ty == MsgType::Iov
                                 && body.len() != me2.reply.size as usize =>
@@ -599,20 +676,27 @@ impl Chains {
                         Ok(_) => 0,
                         Err(e) => e.rc(),
                     };
-                    me2.record(Sample {
-                        endpoint: ei as u32,
-                        latency_ns,
-                        rc,
-                    });
+                    me2.record(
+                        i,
+                        Sample {
+                            endpoint: ei as u32,
+                            latency_ns,
+                            rc,
+                        },
+                    );
                     Chains::next_rpc(&me2, slot2, Some(end));
-                });
+                },
+            );
             match sent {
                 Ok(()) => return,
-                Err(e) => me.record(Sample {
-                    endpoint: ei as u32,
-                    latency_ns: t.elapsed().as_nanos() as u64,
-                    rc: e.rc(),
-                }),
+                Err(e) => me.record(
+                    i,
+                    Sample {
+                        endpoint: ei as u32,
+                        latency_ns: t.elapsed().as_nanos() as u64,
+                        rc: e.rc(),
+                    },
+                ),
             }
         }
     }
@@ -700,7 +784,8 @@ async fn run_loop(
         next: AtomicU32::new(0),
         done: AtomicU64::new(0),
         running: AtomicU32::new(slots.len() as u32),
-        samples: Mutex::new(Vec::with_capacity(reps as usize)),
+        samples: (0..reps).map(|_| SampleCell::new()).collect(),
+        resolved: endpoints.iter().map(|ep| ctx.resolved(ep)).collect(),
         finished: tokio::sync::Notify::new(),
         progress,
     });
@@ -710,7 +795,7 @@ async fn run_loop(
     }
     chains.finished.notified().await;
     let duration_ns = t0.elapsed().as_nanos() as u64;
-    let samples = std::mem::take(&mut *lock(&chains.samples));
+    let samples: Vec<Sample> = chains.samples.iter().filter_map(SampleCell::get).collect();
     for (ep, s) in endpoints.iter().zip(chains.sess.iter()) {
         if let Ok(id) = s {
             let _ = ctx.send_with(ep, &CloseSession { id: *id }, timeout).await;

@@ -363,6 +363,26 @@ pub fn decode_body<T: bincode::Decode<()>>(b: &[u8], cap: usize) -> Result<T, St
     Ok(v)
 }
 
+/// [`decode_body`] for a type that borrows from `b` (byte slices point into it, no copy).
+pub fn borrow_decode_body<'a, T: bincode::BorrowDecode<'a, ()>>(
+    b: &'a [u8],
+    cap: usize,
+) -> Result<T, String> {
+    if b.len() > cap {
+        return Err(format!(
+            "body of {} bytes exceeds the cap of {cap}",
+            b.len()
+        ));
+    }
+    let cfg = bincode::config::standard().with_limit::<{ crate::config::MAX_BODY }>();
+    let (v, used): (T, usize) =
+        bincode::borrow_decode_from_slice(b, cfg).map_err(|e| e.to_string())?;
+    if used != b.len() {
+        return Err(format!("{} trailing bytes after the body", b.len() - used));
+    }
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -843,3 +843,54 @@ async fn completion_callbacks_ofi_shm() {
 async fn completion_callbacks_ofi_tcp_rxm() {
     callback_suite(&ofi_ctx("ofi+tcp;ofi_rxm")).await;
 }
+
+/// The self-test RPC as every server answers it: the reply's bytes, and a clear error for a
+/// session that is not open, an IOV of the wrong size and an undecodable body.
+async fn self_test_handler_suite(make: &dyn Fn(u32) -> Context) {
+    use cart::selftest::{CloseSession, MsgSpec, MsgType, OpenSession, TestMsg};
+    let p = setup(make);
+    let ep = &Endpoint::new(&p.group, 0, 0);
+    let c = &p.client;
+    let spec = |ty, size| MsgSpec { ty, size };
+    let id = c
+        .send(
+            ep,
+            &OpenSession {
+                send: spec(MsgType::Iov, 8),
+                reply: spec(MsgType::Iov, 100),
+                buf_count: 1,
+            },
+        )
+        .await
+        .unwrap();
+    let msg = |session, iov: Vec<u8>| TestMsg {
+        session,
+        iov,
+        bulk_send: None,
+        bulk_reply: None,
+    };
+    let reply = c.send(ep, &msg(id, vec![7; 8])).await.unwrap();
+    assert_eq!(reply, vec![0xA5; 100]);
+    let e = c.send(ep, &msg(id, vec![7; 5])).await.unwrap_err();
+    assert_eq!(e.der(), Der::Inval, "{e}");
+    assert!(e.to_string().contains("IOV of 5 bytes"), "{e}");
+    let e = c.send(ep, &msg(id + 1000, vec![7; 8])).await.unwrap_err();
+    assert_eq!(e.der(), Der::Nonexist, "{e}");
+    assert!(e.to_string().contains("is not open"), "{e}");
+    // A body that is not a TestMsg (one byte).
+    let e = c.send_as::<TestMsg, _>(ep, &7u8, None).await.unwrap_err();
+    assert_eq!(e.der(), Der::Proto, "{e}");
+    c.send(ep, &CloseSession { id }).await.unwrap();
+    let e = c.send(ep, &msg(id, vec![7; 8])).await.unwrap_err();
+    assert_eq!(e.der(), Der::Nonexist, "{e}");
+}
+
+#[tokio::test]
+async fn self_test_handler_loopback() {
+    self_test_handler_suite(&loopback_ctx).await;
+}
+
+#[tokio::test]
+async fn self_test_handler_ofi_shm() {
+    self_test_handler_suite(&ofi_ctx("ofi+shm")).await;
+}

@@ -47,7 +47,10 @@ fn json_report_has_the_contract_keys_and_cleans_up() {
         if op == "update" {
             assert_eq!(c["fio_durable"]["fdatasync_every"], 16);
             for k in ["iops", "mb_per_sec", "ratio"] {
-                assert!(c["fio_durable"][k].as_f64().unwrap() > 0.0, "fio_durable.{k}");
+                assert!(
+                    c["fio_durable"][k].as_f64().unwrap() > 0.0,
+                    "fio_durable.{k}"
+                );
             }
         } else {
             assert!(c["fio_durable"].is_null(), "{op}: {}", c["fio_durable"]);

@@ -118,7 +118,7 @@ struct ReplyMsg {
 /// An overflowed body kept registered until its reader releases it (or it expires).
 type Held = (Arc<MemRegion>, Instant);
 
-struct EpState {
+pub(crate) struct EpState {
     peer: PeerId,
     credits: Option<Arc<gate::Gate>>,
     _group: Arc<Group>,

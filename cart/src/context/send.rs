@@ -324,6 +324,58 @@ impl Context {
         B: bincode::Encode,
         F: FnOnce(Result<R::Reply, CartError>) + Send + 'static,
     {
+        self.send_cb_resolved::<R, B, F>(self.inner.cached(ep).as_ref(), ep, body, timeout, cb)
+    }
+
+    /// The endpoint's resolved state, if it was resolved before (an RPC to it was sent): a
+    /// caller sending many RPCs to one endpoint keeps it and passes it to
+    /// [`Context::send_cb_resolved`], which then skips the endpoint-map lookup.
+    pub(crate) fn resolved(&self, ep: &Endpoint) -> Option<Arc<EpState>> {
+        self.inner.cached(ep)
+    }
+
+    /// [`Context::send_cb`] with the endpoint's state looked up by the caller (`st`: from
+    /// [`Context::resolved`] for this `ep`, or None to resolve it).
+    pub(crate) fn send_cb_resolved<R, B, F>(
+        &self,
+        st: Option<&Arc<EpState>>,
+        ep: &Endpoint,
+        body: &B,
+        timeout: Option<Duration>,
+        cb: F,
+    ) -> Result<(), CartError>
+    where
+        R: Rpc,
+        B: bincode::Encode,
+        F: FnOnce(Result<R::Reply, CartError>) + Send + 'static,
+    {
+        self.send_cb_raw::<R, B, _>(st, ep, body, timeout, move |r| {
+            cb(r.and_then(|body| {
+                wire::decode_body(body, R::MAX_REPLY).map_err(|reason| CartError::Codec {
+                    what: "decode reply",
+                    reason,
+                })
+            }))
+        })
+    }
+
+    /// [`Context::send_cb_resolved`] handing the callback the reply body undecoded, where it
+    /// lies (the receive buffer for an inline reply): a caller that only looks at part of the
+    /// reply decodes that part without building an owned reply. A non-zero reply status is
+    /// still turned into the remote error.
+    pub(crate) fn send_cb_raw<R, B, F>(
+        &self,
+        st: Option<&Arc<EpState>>,
+        ep: &Endpoint,
+        body: &B,
+        timeout: Option<Duration>,
+        cb: F,
+    ) -> Result<(), CartError>
+    where
+        R: Rpc,
+        B: bincode::Encode,
+        F: for<'a> FnOnce(Result<&'a [u8], CartError>) + Send + 'static,
+    {
         let inner = &self.inner;
         let body = wire::Framed::encode("encode request", body, R::MAX_REQ)?;
         inner.check_send(&body)?;
@@ -335,18 +387,15 @@ impl Context {
                 if m.rc != 0 {
                     return Err(remote_error(R::OPCODE, rank, tag, m.rc, m.body));
                 }
-                wire::decode_body(m.body, R::MAX_REPLY).map_err(|reason| CartError::Codec {
-                    what: "decode reply",
-                    reason,
-                })
+                Ok(m.body)
             }));
         };
-        if let Some(st) = inner.cached(ep) {
+        if let Some(st) = st {
             inner.check_dead(st.peer, rank, tag)?;
-            if let Some(permits) = inner.try_permits(&st) {
+            if let Some(permits) = inner.try_permits(st) {
                 let waiter = Waiter::Callback(Box::new(move |r| complete(permits, r)));
                 return inner
-                    .post(&st, ep, R::OPCODE, body, timeout, Some(waiter))
+                    .post(st, ep, R::OPCODE, body, timeout, Some(waiter))
                     .map(|_| ())
                     .map_err(|(e, _)| e);
             }
