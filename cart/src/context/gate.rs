@@ -57,17 +57,6 @@ impl Drop for Waiting<'_> {
     }
 }
 
-/// A permit owned apart from any borrow of the gate (for RPCs completed by a callback); returned
-/// on drop.
-#[derive(Debug)]
-pub(crate) struct OwnedPermit(Arc<Gate>);
-
-impl Drop for OwnedPermit {
-    fn drop(&mut self) {
-        self.0.release();
-    }
-}
-
 fn lock(m: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -110,8 +99,10 @@ impl Gate {
         Permit(self)
     }
 
-    /// A permit if one is free right now (never when callers wait: they come first).
-    pub(crate) fn try_acquire_owned(self: &Arc<Self>) -> Option<OwnedPermit> {
+    /// Takes a permit if one is free right now (never when callers wait: they come first). The
+    /// caller owns it apart from any guard and returns it with [`Gate::give_back`] (RPCs completed
+    /// by a callback keep theirs in `send::Permits`, which needs no reference on the gate).
+    pub(crate) fn try_take(&self) -> bool {
         let mut cur = self.avail.load(Ordering::Acquire);
         while cur > 0 {
             match self.avail.compare_exchange_weak(
@@ -120,17 +111,17 @@ impl Gate {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return Some(OwnedPermit(self.clone())),
+                Ok(_) => return true,
                 Err(c) => cur = c,
             }
         }
-        None
+        false
     }
 
-    /// [`Gate::acquire`], returning an owned permit.
-    pub(crate) async fn acquire_owned(self: &Arc<Self>) -> OwnedPermit {
-        std::mem::forget(self.acquire().await);
-        OwnedPermit(self.clone())
+    /// Returns a permit taken with [`Gate::try_take`] or kept from [`Gate::acquire`] (forgotten
+    /// guard).
+    pub(crate) fn give_back(&self) {
+        self.release();
     }
 
     fn release(&self) {
@@ -246,17 +237,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn owned_permits_count_like_borrowed_ones_and_try_never_jumps_the_queue() {
+    async fn taken_permits_count_like_guarded_ones_and_try_never_jumps_the_queue() {
         let g = Gate::new(2);
-        let a = g.try_acquire_owned().expect("free");
-        let b = g.acquire_owned().await;
-        assert!(g.try_acquire_owned().is_none());
+        assert!(g.try_take());
+        std::mem::forget(g.acquire().await); // kept without its guard
+        assert!(!g.try_take());
         let mut w = Box::pin(g.acquire());
         assert!(futures_poll(&mut w).is_none());
-        drop(a); // goes to the waiter, not to a later try
-        assert!(g.try_acquire_owned().is_none());
+        g.give_back(); // goes to the waiter, not to a later try
+        assert!(!g.try_take());
         let p = futures_poll(&mut w).expect("served");
-        drop((p, b));
+        drop(p);
+        g.give_back();
         assert_eq!(g.available(), 2);
     }
 

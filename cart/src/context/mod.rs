@@ -97,7 +97,9 @@ struct PendingRpc {
     /// An overflowed request body, registered until the RPC completes.
     _hold: Option<Arc<MemRegion>>,
     peer: PeerId,
-    group: Arc<Group>,
+    /// The endpoint's group, as `Arc::as_ptr` (for `abort`; the endpoint state keeps the group
+    /// alive, so the address is not reused while the context lives).
+    group: usize,
     rank: Rank,
     tag: Tag,
     /// When it was sent, in ns since [`CtxInner::epoch`] (liveness probes start after
@@ -121,6 +123,9 @@ type Held = (Arc<MemRegion>, Instant);
 pub(crate) struct EpState {
     peer: PeerId,
     credits: Option<Arc<gate::Gate>>,
+    /// The context's quota gate (the same one as `CtxInner::quota`), so that the permits of an
+    /// RPC completed by callback need one reference, on this state, to be given back.
+    quota: Option<Arc<gate::Gate>>,
     _group: Arc<Group>,
 }
 
@@ -468,7 +473,9 @@ impl Context {
             let ids: Vec<u64> = pending
                 .iter()
                 .filter(|(_, p)| {
-                    Arc::ptr_eq(&p.group, group) && p.rank == rank && tag.is_none_or(|t| t == p.tag)
+                    p.group == Arc::as_ptr(group) as usize
+                        && p.rank == rank
+                        && tag.is_none_or(|t| t == p.tag)
                 })
                 .map(|(id, _)| *id)
                 .collect();
@@ -648,6 +655,7 @@ impl CtxInner {
         let st = Arc::new(EpState {
             peer,
             credits,
+            quota: self.quota.clone(),
             _group: ep.group.clone(),
         });
         lock(&self.eps).insert(key, st.clone());

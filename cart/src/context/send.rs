@@ -14,7 +14,6 @@ use std::time::Duration;
 use daos_common::Der;
 use tokio::sync::oneshot;
 
-use super::gate::OwnedPermit;
 use super::{lock, Context, CtxInner, Endpoint, EpState, PendingGuard, PendingRpc, ReplyMsg};
 use crate::error::CartError;
 use crate::proto::Rpc;
@@ -111,8 +110,23 @@ fn reply_body(opcode: u32, rank: u32, tag: u32, reply: ReplyMsg) -> Result<Vec<u
     Ok(reply.body)
 }
 
-/// Credits of the endpoint and the context quota, held by an RPC completed by callback.
-type Permits = (Option<OwnedPermit>, Option<OwnedPermit>);
+/// Credits of the endpoint and the context quota, held by an RPC completed by callback: with
+/// `Some`, one permit of each gate the endpoint state has, given back on drop through that one
+/// reference (two owned permits cost a reference per gate: ~25 ns per RPC).
+pub(crate) struct Permits(Option<Arc<EpState>>);
+
+impl Drop for Permits {
+    fn drop(&mut self) {
+        if let Some(st) = self.0.take() {
+            if let Some(g) = &st.credits {
+                g.give_back();
+            }
+            if let Some(q) = &st.quota {
+                q.give_back();
+            }
+        }
+    }
+}
 
 impl CtxInner {
     /// Refuses bodies over the cap and sends on a closed context.
@@ -182,7 +196,7 @@ impl CtxInner {
                     waiter,
                     _hold: region.take(),
                     peer: st.peer,
-                    group: ep.group.clone(),
+                    group: Arc::as_ptr(&ep.group) as usize,
                     rank: ep.rank,
                     tag: ep.tag,
                     sent,
@@ -273,28 +287,37 @@ impl CtxInner {
     }
 
     /// Both permits if both are free now.
-    fn try_permits(&self, st: &EpState) -> Option<Permits> {
-        let credit = match &st.credits {
-            Some(g) => Some(g.try_acquire_owned()?),
-            None => None,
-        };
-        let quota = match &self.quota {
-            Some(g) => Some(g.try_acquire_owned()?),
-            None => None,
-        };
-        Some((credit, quota))
+    fn try_permits(&self, st: &Arc<EpState>) -> Option<Permits> {
+        if let Some(g) = &st.credits {
+            if !g.try_take() {
+                return None;
+            }
+        }
+        if let Some(q) = &st.quota {
+            if !q.try_take() {
+                if let Some(g) = &st.credits {
+                    g.give_back();
+                }
+                return None;
+            }
+        }
+        Some(Permits(Some(st.clone())))
     }
 
-    async fn permits(&self, st: &EpState) -> Permits {
+    /// Both permits, waiting for them in turn (cancel-safe: a permit taken before the future
+    /// is dropped goes back with its guard).
+    async fn permits(&self, st: &Arc<EpState>) -> Permits {
         let credit = match &st.credits {
-            Some(g) => Some(g.acquire_owned().await),
+            Some(g) => Some(g.acquire().await),
             None => None,
         };
-        let quota = match &self.quota {
-            Some(g) => Some(g.acquire_owned().await),
+        let quota = match &st.quota {
+            Some(q) => Some(q.acquire().await),
             None => None,
         };
-        (credit, quota)
+        std::mem::forget(credit);
+        std::mem::forget(quota);
+        Permits(Some(st.clone()))
     }
 }
 
@@ -405,10 +428,10 @@ impl Context {
         self.inner.rt.clone().spawn(async move {
             let st = match inner.resolve(&ep).await {
                 Ok(st) => st,
-                Err(e) => return complete((None, None), Err(e)),
+                Err(e) => return complete(Permits(None), Err(e)),
             };
             if let Err(e) = inner.check_dead(st.peer, rank, tag) {
-                return complete((None, None), Err(e));
+                return complete(Permits(None), Err(e));
             }
             let permits = inner.permits(&st).await;
             let waiter = Waiter::Callback(Box::new(move |r| complete(permits, r)));
