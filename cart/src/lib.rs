@@ -135,7 +135,7 @@ pub mod wire;
 
 pub use bulk::{Bulk, BulkHandle, BulkOp};
 pub use config::Config;
-pub use context::{Context, Endpoint, RpcCtx};
+pub use context::{Context, Endpoint, RpcCtx, RpcRef};
 pub use error::{CartError, RpcError};
 pub use group::Group;
 pub use proto::{opcode, Handled, Protocol, Rpc};

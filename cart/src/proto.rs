@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use daos_common::Der;
 
-use crate::context::RpcCtx;
+use crate::context::{RpcCtx, RpcRef};
 use crate::error::{CartError, RpcError};
 use crate::wire;
 
@@ -57,7 +57,8 @@ pub enum Erased {
 }
 
 /// Type-erased handler: decodes synchronously (so bad bodies are answered at once), then runs.
-pub type ErasedHandler = Arc<dyn Fn(RpcCtx, &[u8]) -> Result<Erased, RpcError> + Send + Sync>;
+pub type ErasedHandler =
+    Arc<dyn for<'a> Fn(RpcRef<'a>, &[u8]) -> Result<Erased, RpcError> + Send + Sync>;
 
 pub(crate) fn encode_reply<T: bincode::Encode>(
     reply: &T,
@@ -104,8 +105,8 @@ impl Protocol {
         F: Fn(RpcCtx, R) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R::Reply, RpcError>> + Send + 'static,
     {
-        let h: ErasedHandler = Arc::new(move |ctx: RpcCtx, body: &[u8]| {
-            let fut = f(ctx, decode_req::<R>(body)?);
+        let h: ErasedHandler = Arc::new(move |ctx: RpcRef<'_>, body: &[u8]| {
+            let fut = f(ctx.to_owned(), decode_req::<R>(body)?);
             Ok(Erased::Later(Box::pin(async move {
                 encode_reply(&fut.await?, R::MAX_REPLY)
             })))
@@ -123,8 +124,8 @@ impl Protocol {
         R: Rpc,
         F: Fn(RpcCtx, R) -> Handled<R::Reply> + Send + Sync + 'static,
     {
-        let h: ErasedHandler = Arc::new(move |ctx: RpcCtx, body: &[u8]| {
-            Ok(match f(ctx, decode_req::<R>(body)?) {
+        let h: ErasedHandler = Arc::new(move |ctx: RpcRef<'_>, body: &[u8]| {
+            Ok(match f(ctx.to_owned(), decode_req::<R>(body)?) {
                 Handled::Now(r) => Erased::Now(r.and_then(|v| encode_reply(&v, R::MAX_REPLY))),
                 Handled::Later(fut) => {
                     Erased::Later(Box::pin(
@@ -143,7 +144,7 @@ impl Protocol {
     pub(crate) fn handler_raw<R, F>(self, f: F) -> Protocol
     where
         R: Rpc,
-        F: Fn(RpcCtx, &[u8]) -> Result<Erased, RpcError> + Send + Sync + 'static,
+        F: for<'a> Fn(RpcRef<'a>, &[u8]) -> Result<Erased, RpcError> + Send + Sync + 'static,
     {
         self.insert(R::OPCODE, Arc::new(f))
     }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use daos_common::{DaosErrno, Der, Rank, Tag};
 
 use crate::bulk::{Bulk, BulkHandle, BulkOp};
-use crate::context::{Context, Endpoint, RpcCtx};
+use crate::context::{Context, Endpoint, RpcCtx, RpcRef};
 use crate::error::{CartError, RpcError};
 use crate::group::Group;
 use crate::proto::{self, opcode, Erased, Protocol, Rpc};
@@ -219,6 +219,8 @@ struct Session {
     reply: MsgSpec,
     /// The IOV reply's bytes (empty unless the reply is IOV), encoded into every reply.
     reply_iov: Vec<u8>,
+    /// Set by CLOSE_SESSION (a thread may still hold a cached reference).
+    closed: std::sync::atomic::AtomicBool,
     /// Server buffers, used last-in first-out.
     pool: Mutex<Vec<Bulk>>,
     /// One permit per buffer in `pool`.
@@ -282,6 +284,7 @@ async fn open_session(rc: RpcCtx, req: OpenSession) -> Result<u32, RpcError> {
         Arc::new(Session {
             send: req.send,
             reply: req.reply,
+            closed: std::sync::atomic::AtomicBool::new(false),
             reply_iov: if req.reply.ty == MsgType::Iov {
                 vec![0xA5; req.reply.size as usize]
             } else {
@@ -297,30 +300,32 @@ async fn open_session(rc: RpcCtx, req: OpenSession) -> Result<u32, RpcError> {
 /// The test RPC: answered on the spot (no future) unless its session moves bulk data. It reads
 /// the request where it lies in the receive buffer and encodes the reply straight from the
 /// session's pattern (no owned request or reply: three allocations less per RPC).
-fn test(rc: RpcCtx, body: &[u8]) -> Result<Erased, RpcError> {
+fn test(rc: RpcRef<'_>, body: &[u8]) -> Result<Erased, RpcError> {
     let req: TestMsgIn<'_> = wire::borrow_decode_body(body, TestMsg::MAX_REQ).map_err(|e| {
         RpcError::new(
             Der::Proto,
             format!("undecodable body for opcode {:#010x}: {e}", TestMsg::OPCODE),
         )
     })?;
-    let all = lock(sessions());
-    let Some(sess) = all.get(&req.session) else {
+    // A small inline session is answered from the thread's cached reference to it (no lock and
+    // no reference count touched per RPC: ~25 ns of the server path); CLOSE_SESSION marks the
+    // session closed, which sends the next RPC for it to the map (and DER_NONEXIST).
+    let hit = LAST_SESSION.with(|c| {
+        c.borrow().as_ref().and_then(|(id, s)| {
+            (*id == req.session && !s.closed.load(Ordering::Acquire))
+                .then(|| answer_inline(s, &req))
+        })
+    });
+    if let Some(r) = hit {
+        return Ok(Erased::Now(r));
+    }
+    let sess = lock(sessions()).get(&req.session).cloned();
+    let Some(sess) = sess else {
         return Err(RpcError::new(
             Der::Nonexist,
             format!("self-test session {} is not open", req.session),
         ));
     };
-    if server_buf_len(sess.send, sess.reply) == 0 && sess.reply_iov.len() <= 4096 {
-        // Answered under the lock (no reference taken on the session): a small copy.
-        return Ok(Erased::Now(if req.iov.len() != sess.send.size as usize {
-            Err(iov_mismatch(req.iov.len(), sess.send.size))
-        } else {
-            proto::encode_reply(&sess.reply_iov.as_slice(), TestMsg::MAX_REPLY)
-        }));
-    }
-    let sess = sess.clone();
-    drop(all);
     if server_buf_len(sess.send, sess.reply) > 0 {
         let req = TestMsg {
             session: req.session,
@@ -328,16 +333,32 @@ fn test(rc: RpcCtx, body: &[u8]) -> Result<Erased, RpcError> {
             bulk_send: req.bulk_send,
             bulk_reply: req.bulk_reply,
         };
+        let rc = rc.to_owned();
         return Ok(Erased::Later(Box::pin(async move {
             proto::encode_reply(&test_bulk(rc, req, sess).await?, TestMsg::MAX_REPLY)
         })));
     }
-    Ok(Erased::Now(if req.iov.len() != sess.send.size as usize {
+    let r = answer_inline(&sess, &req);
+    if sess.reply_iov.len() <= 4096 {
+        LAST_SESSION.with(|c| *c.borrow_mut() = Some((req.session, sess)));
+    }
+    Ok(Erased::Now(r))
+}
+
+thread_local! {
+    /// The last small inline session this thread served (see `test`).
+    static LAST_SESSION: std::cell::RefCell<Option<(u32, Arc<Session>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The reply of an inline (no bulk) session: its pattern, or the IOV size error.
+fn answer_inline(sess: &Session, req: &TestMsgIn<'_>) -> Result<wire::Framed, RpcError> {
+    if req.iov.len() != sess.send.size as usize {
         Err(iov_mismatch(req.iov.len(), sess.send.size))
     } else {
         // An empty slice encodes as an empty Vec<u8>, the reply type.
         proto::encode_reply(&sess.reply_iov.as_slice(), TestMsg::MAX_REPLY)
-    }))
+    }
 }
 
 fn iov_mismatch(got: usize, want: u32) -> RpcError {
@@ -459,7 +480,9 @@ pub fn protocol() -> Protocol {
     Protocol::new("self-test", BASE, VERSION)
         .handler(open_session)
         .handler(|_rc: RpcCtx, req: CloseSession| async move {
-            lock(sessions()).remove(&req.id);
+            if let Some(s) = lock(sessions()).remove(&req.id) {
+                s.closed.store(true, Ordering::Release);
+            }
             Ok(())
         })
         .handler_raw::<TestMsg, _>(test)

@@ -218,6 +218,35 @@ pub struct RpcCtx {
     pub opcode: u32,
 }
 
+/// What the dispatcher knows of a request, borrowed: an [`RpcCtx`] without the reference on the
+/// context, which only a handler that keeps it (an async one) takes ([`RpcRef::to_owned`]). On
+/// the self-test RPC the reference cost ~15 ns of a ~230 ns server path.
+#[derive(Clone, Copy)]
+pub struct RpcRef<'a> {
+    pub(crate) inner: &'a Arc<CtxInner>,
+    /// The requester's transport peer.
+    pub peer: PeerId,
+    /// Requester rank (as it claims).
+    pub src_rank: Rank,
+    /// Requester tag.
+    pub src_tag: Tag,
+    /// The opcode being served.
+    pub opcode: u32,
+}
+
+impl RpcRef<'_> {
+    /// The owned context a handler keeps.
+    pub fn to_owned(&self) -> RpcCtx {
+        RpcCtx {
+            inner: self.inner.clone(),
+            peer: self.peer,
+            src_rank: self.src_rank,
+            src_tag: self.src_tag,
+            opcode: self.opcode,
+        }
+    }
+}
+
 /// Formats a transport address as a URI: `<provider>://<hex>`.
 pub fn format_uri(provider: &str, addr: &[u8]) -> String {
     let mut s = String::with_capacity(provider.len() + 3 + addr.len() * 2);

@@ -8,7 +8,7 @@ use std::time::Instant;
 use daos_common::Der;
 
 use super::liveness::PING_OP;
-use super::{lock, CtxInner, ReplyMsg, RpcCtx, HLC};
+use super::{lock, CtxInner, ReplyMsg, RpcRef, HLC};
 use crate::error::{CartError, RpcError};
 use crate::proto::Erased;
 use crate::transport::{Access, DmaBuf, Event, PeerId, RemoteMem, RmaDir, TransportError};
@@ -213,8 +213,8 @@ impl CtxInner {
                 return;
             }
         };
-        let rc = RpcCtx {
-            inner: self.clone(),
+        let rc = RpcRef {
+            inner: self,
             peer,
             src_rank: hdr.src_rank,
             src_tag: hdr.src_tag,
