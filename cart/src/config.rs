@@ -68,6 +68,9 @@ pub struct Config {
     /// `D_QUOTA_RPCS`: RPCs in flight per context over all endpoints (0 = unlimited); the rest
     /// wait, like RPCs beyond an endpoint's credits.
     pub quota_rpcs: Option<u32>,
+    /// `CART_POLL_PAUSES`: CPU pause hints before each tight CQ poll, 0..=1024; default per
+    /// provider (`ProviderCaps::poll_pauses`).
+    pub poll_pauses: Option<u32>,
     /// `CART_PROGRESS_MODE`: `block` (default: after the spin window an idle context sleeps on
     /// the CQ wait fd where the provider has one) or `busy` (Mercury's `NA_NO_BLOCK`: no wait
     /// object; lower round trips on tcp, an idle context polls with back-off like shm).
@@ -103,6 +106,8 @@ pub struct Resolved {
     pub bulk_inflight: u32,
     /// RPCs in flight per context (0 = unlimited).
     pub quota_rpcs: u32,
+    /// Pause hints before each tight CQ poll.
+    pub poll_pauses: u32,
     /// Busy-poll mode: no CQ wait object.
     pub busy_poll: bool,
 }
@@ -218,6 +223,18 @@ impl Config {
                 "D_QUOTA_RPCS {quota_rpcs} outside 0..=65536"
             )));
         }
+        let poll_pauses = match self.poll_pauses {
+            Some(n) => n,
+            None => env("CART_POLL_PAUSES")
+                .map(|v| parse_num("CART_POLL_PAUSES", &v))
+                .transpose()?
+                .unwrap_or(provider.caps().poll_pauses),
+        };
+        if poll_pauses > 1024 {
+            return Err(CartError::Config(format!(
+                "CART_POLL_PAUSES {poll_pauses} outside 0..=1024"
+            )));
+        }
         let busy_poll = match self.busy_poll {
             Some(b) => b,
             None => env("CART_PROGRESS_MODE")
@@ -228,6 +245,7 @@ impl Config {
         Ok(Resolved {
             provider,
             busy_poll,
+            poll_pauses,
             bulk_inflight,
             quota_rpcs,
             interface,
@@ -337,6 +355,23 @@ mod tests {
             ..Default::default()
         };
         assert!(busy.resolve().unwrap().busy_poll);
+        // Poll pauses: per provider by default, a field beats it, out of range is named.
+        assert_eq!(r.poll_pauses, Provider::Shm.caps().poll_pauses);
+        assert_eq!(tcp.poll_pauses, 0);
+        let p = Config {
+            provider: Some("ofi+shm".into()),
+            poll_pauses: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(p.resolve().unwrap().poll_pauses, 3);
+        let e = Config {
+            poll_pauses: Some(5000),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("CART_POLL_PAUSES"), "{e}");
         assert!(!parse_progress_mode(" block ").unwrap());
         assert!(parse_progress_mode("busy").unwrap());
         let e = parse_progress_mode("spin").unwrap_err().to_string();

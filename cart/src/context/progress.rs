@@ -54,6 +54,9 @@ pub(super) async fn progress_loop(inner: Arc<CtxInner>) {
     // flight: a loop iteration took 254 ns on the server and 381 ns on the client when each poll
     // went through the whole loop.
     let tight_polls = inner.cfg.provider.caps().tight_polls.max(1);
+    // Pause hints before each of those polls (`ProviderCaps::poll_pauses`: over shm back-to-back
+    // polls slow the peer's sends to us).
+    let pauses = inner.cfg.poll_pauses;
     let mut last = Instant::now();
     // After a timed-out sleep that found nothing, go straight back to sleep (no spin) so an idle
     // context costs a wake-up per timeout, not a spin window per wake-up.
@@ -99,6 +102,9 @@ pub(super) async fn progress_loop(inner: Arc<CtxInner>) {
             // through a completion, which ends the burst at once.
             let mut got = 0;
             for _ in 0..tight_polls {
+                for _ in 0..pauses {
+                    std::hint::spin_loop();
+                }
                 got = inner.progress_once();
                 if got > 0 {
                     break;
