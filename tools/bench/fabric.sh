@@ -26,6 +26,12 @@
 #   fi_pingpong_1m_mb_per_sec   fi_pingpong -e rdm -S 1048576: its MB/sec (10^6 B/s) converted to MiB/s
 #   bulk_ratio                  bulk_1m_mb_per_sec / fi_pingpong_1m_mb_per_sec of the same run
 #                               (target ≥ 0.9); with --runs N, the median of the per-run ratios
+#                               The server runs in the default block mode; self_test, which polls
+#                               for its whole run, opens its CQ without a wait object by default
+#                               (see rtt_8b_us_block_client for a client in block mode too)
+#   rtt_8b_us_block_client      tcp only: rtt_8b_us with CART_PROGRESS_MODE=block for self_test too
+#                               (both sides with a CQ wait fd, as two idle-friendly processes)
+#   rtt_ratio_block_client      rtt_8b_us_block_client / fi_pingpong_rtt_8b_us of the same run
 #   rtt_8b_us_busy_poll         tcp only: rtt_8b_us with CART_PROGRESS_MODE=busy on both sides (a
 #                               server of its own, rank 2, up for this measurement only; CQ without
 #                               a wait object, Mercury's NA_NO_BLOCK); the default mode's figures
@@ -297,7 +303,7 @@ run_self_test() {
     local prov="$1" group="$2" dir="$3" eps="$4" sizes="$5" inflight="$6" reps="$7" out
     ST_SEQ=$((ST_SEQ + 1))
     out="$dir/st-$ST_SEQ"
-    if ! env D_PROVIDER="$prov" CART_PROGRESS_MODE="${ST_MODE:-block}" ${TCP_IFACE:+D_INTERFACE="$TCP_IFACE"} timeout 300 \
+    if ! env D_PROVIDER="$prov" ${ST_MODE:+CART_PROGRESS_MODE="$ST_MODE"} ${TCP_IFACE:+D_INTERFACE="$TCP_IFACE"} timeout 300 \
         taskset -c "$CORE_CLI" "$BIN/self_test" -g "$group" -p "$dir" -e "$eps" -s "$sizes" \
         -i "$inflight" -r "$reps" --json >"$out.json" 2>"$out.err"; then
         cat "$out.err" "$out.json" >&2
@@ -362,6 +368,11 @@ for p in "${PROVIDERS[@]}"; do
             # common case from a long tail.
             record "$prov" info_rtt_8b_median_us "$(st_field "$ST_JSON" latency_us median)"
             if [[ "$prov" == "ofi+tcp;ofi_rxm" ]]; then
+                log "$tag: block-mode client: self_test -s 8 -i 1 -e 0:0 -r $ST_REPS_RTT (CART_PROGRESS_MODE=block)"
+                ST_MODE=block run_self_test "$prov" "$group" "$dir" 0:0 8 1 "$ST_REPS_RTT"
+                rtt_c="$(calc "1e6 / $(st_field "$ST_JSON" rpc_per_sec)")"
+                record "$prov" rtt_8b_us_block_client "$rtt_c"
+                record "$prov" rtt_ratio_block_client "$(calc "$rtt_c / $pp_rtt")"
                 log "$tag: busy-poll mode: self_test -s 8 -i 1 -e 2:0 -r $ST_REPS_RTT (both sides CART_PROGRESS_MODE=busy)"
                 start_server "$prov" "$group" "$dir" 2 busy
                 ST_MODE=busy run_self_test "$prov" "$group" "$dir" 2:0 8 1 "$ST_REPS_RTT"
@@ -406,7 +417,8 @@ canon = {"ofi+tcp;ofi_rxm": "ofi+tcp;ofi_rxm", "ofi+tcp": "ofi+tcp;ofi_rxm", "tc
          "tcp": "ofi+tcp;ofi_rxm", "ofi+shm": "ofi+shm", "shm": "ofi+shm"}
 digits = {"rtt_8b_us": 3, "fi_pingpong_rtt_8b_us": 3, "rtt_ratio": 3, "rpc_per_sec_64b_inflight1": 0,
           "rpc_per_sec_64b_inflight16": 0, "bulk_1m_mb_per_sec": 1, "fi_pingpong_1m_mb_per_sec": 1,
-          "bulk_ratio": 3, "rtt_8b_us_busy_poll": 3, "rtt_ratio_busy_poll": 3}
+          "bulk_ratio": 3, "rtt_8b_us_block_client": 3, "rtt_ratio_block_client": 3,
+          "rtt_8b_us_busy_poll": 3, "rtt_ratio_busy_poll": 3}
 vals = {}
 for line in open(path):
     prov, key, val = line.rstrip("\n").split("\t")
