@@ -78,6 +78,19 @@
 //!   9.17-9.18 µs (1.09-1.10). Tried and dropped in that work (no change beyond noise):
 //!   re-posting receives after the woken caller ran, `FI_THREAD_DOMAIN`, a per-thread cache of the
 //!   last sender's address, 64 tight polls, fewer receive buffers.
+//! - Second pass (later on 2026-11-26), measured with rdtsc probes on the real shm path (8 B, 1 in
+//!   flight; temporary, not in the tree): each side's RPC layer took ~230-310 ns, each `fi_send`
+//!   310-430 ns inside libfabric. Cut since: self-test samples recorded lock-free per RPC index,
+//!   the endpoint state resolved once per run, the request read where it lies and the reply
+//!   encoded from the session's pattern (`handler_raw`), the reply checked without decoding an
+//!   owned Vec (`send_cb_raw`), one reference for both permits of a callback RPC, handlers
+//!   dispatched with a borrowed `RpcRef`, a per-thread cached self-test session: ctx_overhead
+//!   850 → 745-763 ns per RPC, server dispatch-to-handler-return 114 → 72 ns. Then
+//!   `ProviderCaps::poll_pauses` (`CART_POLL_PAUSES`, shm 8): pause hints before each tight poll,
+//!   because the peer's sends write the same shared region whose lines back-to-back polls keep
+//!   taking (bare transport ping-pong 1.35 → 1.18-1.24 µs; self_test 1.73-1.83 → 1.59-1.70 µs).
+//!   fabric.sh after both: shm 1.64-1.70 µs (ratio 1.34-1.44), tcp with self_test's busy client
+//!   9.93-9.95 µs (1.13-1.17), both sides block 10.06-10.47 µs (1.19-1.20).
 //! - The CQ wait fd is registered with tokio's reactor only while the loop sleeps (two epoll_ctl
 //!   per sleep), not for the context's life: while registered, every packet also runs the wake-up
 //!   callback of tokio's epoll, busy or not. tcp, 8 B, 1 in flight, median µs, 3 alternating
