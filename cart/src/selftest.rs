@@ -908,7 +908,19 @@ mod tests {
             let b = crate::wire::encode_body("t", &borrowed, usize::MAX).unwrap();
             assert_eq!(a, b);
             let back: TestMsg = crate::wire::decode_body(&b, usize::MAX).unwrap();
-            assert_eq!((back.iov, back.bulk_send, back.bulk_reply), (iov, s, r));
+            assert_eq!(
+                (&back.iov, &back.bulk_send, &back.bulk_reply),
+                (&iov, &s, &r)
+            );
+            // What the server reads in place, and the tuple the body_decode fuzz target uses.
+            let inp: TestMsgIn<'_> = crate::wire::borrow_decode_body(&b, usize::MAX).unwrap();
+            assert_eq!(
+                (inp.session, inp.iov, &inp.bulk_send, &inp.bulk_reply),
+                (42, &iov[..], &s, &r)
+            );
+            type Tuple<'a> = (u32, &'a [u8], Option<BulkHandle>, Option<BulkHandle>);
+            let t: Tuple<'_> = crate::wire::borrow_decode_body(&b, usize::MAX).unwrap();
+            assert_eq!((t.0, t.1, t.2, t.3), (42, &iov[..], s, r));
         }
     }
 }
