@@ -349,18 +349,7 @@ pub fn encode_body<T: bincode::Encode>(
 
 /// Decodes a body with bincode 2, refusing to allocate past `cap` and rejecting trailing bytes.
 pub fn decode_body<T: bincode::Decode<()>>(b: &[u8], cap: usize) -> Result<T, String> {
-    if b.len() > cap {
-        return Err(format!(
-            "body of {} bytes exceeds the cap of {cap}",
-            b.len()
-        ));
-    }
-    let cfg = bincode::config::standard().with_limit::<{ crate::config::MAX_BODY }>();
-    let (v, used): (T, usize) = bincode::decode_from_slice(b, cfg).map_err(|e| e.to_string())?;
-    if used != b.len() {
-        return Err(format!("{} trailing bytes after the body", b.len() - used));
-    }
-    Ok(v)
+    checked_decode(b, cap, |b| bincode::decode_from_slice(b, body_config()))
 }
 
 /// [`decode_body`] for a type that borrows from `b` (byte slices point into it, no copy).
@@ -368,15 +357,29 @@ pub fn borrow_decode_body<'a, T: bincode::BorrowDecode<'a, ()>>(
     b: &'a [u8],
     cap: usize,
 ) -> Result<T, String> {
+    checked_decode(b, cap, |b| {
+        bincode::borrow_decode_from_slice(b, body_config())
+    })
+}
+
+/// bincode 2's standard configuration, allocating at most a body's cap.
+fn body_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<{ crate::config::MAX_BODY }>()
+}
+
+/// The checks around a body decode: at most `cap` bytes, none left over.
+fn checked_decode<'a, T>(
+    b: &'a [u8],
+    cap: usize,
+    decode: impl FnOnce(&'a [u8]) -> Result<(T, usize), bincode::error::DecodeError>,
+) -> Result<T, String> {
     if b.len() > cap {
         return Err(format!(
             "body of {} bytes exceeds the cap of {cap}",
             b.len()
         ));
     }
-    let cfg = bincode::config::standard().with_limit::<{ crate::config::MAX_BODY }>();
-    let (v, used): (T, usize) =
-        bincode::borrow_decode_from_slice(b, cfg).map_err(|e| e.to_string())?;
+    let (v, used) = decode(b).map_err(|e| e.to_string())?;
     if used != b.len() {
         return Err(format!("{} trailing bytes after the body", b.len() - used));
     }

@@ -37,24 +37,13 @@ pub fn file(dir: &Path) -> std::path::PathBuf {
 
 /// Writes the whole fio file (untimed), so read slices find data where they read.
 pub fn layout(dir: &Path, len: u64) -> Result<(), String> {
-    run(dir, "write", 1 << 20, 0, len, 16).map(|_| ())
+    run(dir, "write", 1 << 20, 0, len, 16, None).map(|_| ())
 }
 
 /// Runs fio once over `[offset, offset + len)` of the anchor file in `dir`. `rw` is fio's mode
-/// (write, read, randwrite, randread), `bs` the block size (see [`block_size`]).
+/// (write, read, randwrite, randread), `bs` the block size (see [`block_size`]); `fdatasync` =
+/// Some(n): an fdatasync after every n writes (fio's `--fdatasync`).
 pub fn run(
-    dir: &Path,
-    rw: &str,
-    bs: u64,
-    offset: u64,
-    len: u64,
-    qd: usize,
-) -> Result<FioResult, String> {
-    run_with(dir, rw, bs, offset, len, qd, None)
-}
-
-/// [`run`], with `fdatasync` = Some(n): an fdatasync after every n writes (fio's `--fdatasync`).
-pub fn run_with(
     dir: &Path,
     rw: &str,
     bs: u64,

@@ -470,6 +470,7 @@ fn run(args: Args) -> Result<(), String> {
                             sl * region,
                             region,
                             args.queue_depth,
+                            None,
                         )?;
                         parts.push(f);
                     }
@@ -529,7 +530,7 @@ fn run(args: Args) -> Result<(), String> {
             // (one flush per full group commit) shows what the disk does durably.
             let fio_durable = if op == "update" && !args.no_fio {
                 let region = fio_len / slices / bs * bs;
-                Some(fio::run_with(
+                Some(fio::run(
                     &args.bdev,
                     fio_rw,
                     bs,
