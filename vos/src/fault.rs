@@ -17,16 +17,41 @@ pub enum FaultPoint {
     WalSync,
 }
 
-/// Armed fault counts, shared between a test and the pool's flusher threads.
+/// Armed fault counts, shared between a test and the pool's flusher threads; and a gate that
+/// holds checkpoints before they start (to observe the pool while one is being made).
 #[derive(Debug, Default)]
 pub struct Faults {
     armed: [AtomicU32; 3],
+    /// (checkpoints held, a checkpoint is waiting at the gate)
+    ckpt_gate: parking_lot::Mutex<(bool, bool)>,
+    ckpt_cv: parking_lot::Condvar,
 }
 
 impl Faults {
     /// Makes the next `n` I/Os at `point` fail with `EIO`.
     pub fn arm(&self, point: FaultPoint, n: u32) {
         self.armed[point as usize].store(n, Ordering::SeqCst);
+    }
+
+    /// Holds (true) or releases (false) checkpoints at their start.
+    pub fn hold_checkpoints(&self, hold: bool) {
+        self.ckpt_gate.lock().0 = hold;
+        self.ckpt_cv.notify_all();
+    }
+
+    /// True while a checkpoint waits at the gate.
+    pub fn checkpoint_waiting(&self) -> bool {
+        self.ckpt_gate.lock().1
+    }
+
+    /// Called by a checkpoint before it starts: waits while checkpoints are held.
+    pub(crate) fn checkpoint_gate(&self) {
+        let mut g = self.ckpt_gate.lock();
+        while g.0 {
+            g.1 = true;
+            self.ckpt_cv.wait(&mut g);
+        }
+        g.1 = false;
     }
 
     /// Consumes one armed fault at `point`: `Err(EIO)` if one was armed.

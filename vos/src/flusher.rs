@@ -1,6 +1,7 @@
-//! Group-commit WAL writers. `PoolConfig::flushers` threads (default 2) each take everything queued as one batch, so
-//! while one batch waits for its fdatasync the next one is already being written: two batches
-//! in flight. Batches are acknowledged strictly in LSN order, and a batch is acknowledged only
+//! Group-commit WAL writers. `PoolConfig::flushers` threads (default 1) each take everything
+//! queued as one batch; with two, while one batch waits for its fdatasync the next one is already
+//! being written. Checkpoints are made by one more thread ([`checkpointer`]), so batches keep
+//! being written meanwhile. Batches are acknowledged strictly in LSN order, and a batch is acknowledged only
 //! after its own fdatasync and after every earlier batch was acknowledged.
 //!
 //! Per batch: data-file writes + fdatasync(data), then the WAL batch write + fdatasync(wal).
@@ -203,9 +204,11 @@ struct Job {
     ckpt: Option<CkptJob>,
 }
 
-/// A copy of the index, the LSN it covers up to, and who waits for it.
-type CkptJob = (
+/// A copy of the index, the LSN it covers up to, where in the current WAL the batches after
+/// it start, and who waits for it.
+pub type CkptJob = (
     Box<Index>,
+    u64,
     u64,
     Vec<crate::completion::Completer<Result<()>>>,
 );
@@ -215,7 +218,10 @@ type CkptJob = (
 const SPARE_BODIES: usize = 4;
 const SPARE_BODY_MAX: usize = 16 << 20;
 
-pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>) {
+/// A flusher thread: takes batches, writes them, acknowledges them in LSN order, and hands
+/// due checkpoints to the checkpointer (`ckpt_tx`), so batches keep being written while a
+/// checkpoint is encoded and written.
+pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>, ckpt_tx: std::sync::mpsc::Sender<CkptJob>) {
     let mut ring = Ring::new(256);
     while let Some(job) = take(&sh) {
         let Job {
@@ -306,33 +312,51 @@ pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>) {
                 }
             }
         }
-        if let Some((snapshot, next_lsn, waiters)) = ckpt {
-            let r = match &failed {
-                None => checkpoint(&sh, snapshot, next_lsn),
-                Some(f) => Err(VosError::Failed(f.clone())),
-            };
-            let leader = {
-                let mut st = sh.st.lock();
-                st.wal.ckpt_busy = false;
-                st.wal.ckpt_running = false;
-                match &r {
-                    Err(e) => st.fail(&sh, e),
-                    Ok(()) => false,
-                }
-            };
-            if leader {
-                back_out(&sh);
-            }
-            sh.flush_cv.notify_all();
-            sh.order_cv.notify_all();
-            for w in waiters {
-                w.complete(
-                    r.as_ref()
-                        .map(|_| ())
-                        .map_err(|e| VosError::Failed(e.to_string())),
-                );
+        if let Some(job) = ckpt {
+            if let Err(std::sync::mpsc::SendError(job)) = ckpt_tx.send(job) {
+                // The checkpointer is gone (it only exits after every flusher): do it here.
+                run_checkpoint(&sh, job);
             }
         }
+    }
+}
+
+/// The checkpointer thread: makes each checkpoint handed over by a flusher. Exits once every
+/// flusher has exited (their senders are dropped) and the last checkpoint is done.
+pub fn checkpointer(sh: Arc<Shared>, jobs: std::sync::mpsc::Receiver<CkptJob>) {
+    while let Ok(job) = jobs.recv() {
+        run_checkpoint(&sh, job);
+    }
+}
+
+/// Makes one checkpoint (unless the pool failed meanwhile), ends the checkpoint state and
+/// answers those who asked for it.
+fn run_checkpoint(sh: &Shared, (snapshot, next_lsn, tail_pos, waiters): CkptJob) {
+    let failed = sh.st.lock().failed.clone();
+    let r = match failed {
+        None => checkpoint(sh, snapshot, next_lsn, tail_pos),
+        Some(f) => Err(VosError::Failed(f)),
+    };
+    let leader = {
+        let mut st = sh.st.lock();
+        st.wal.ckpt_busy = false;
+        st.wal.ckpt_running = false;
+        match &r {
+            Err(e) => st.fail(sh, e),
+            Ok(()) => false,
+        }
+    };
+    if leader {
+        back_out(sh);
+    }
+    sh.flush_cv.notify_all();
+    sh.order_cv.notify_all();
+    for w in waiters {
+        w.complete(
+            r.as_ref()
+                .map(|_| ())
+                .map_err(|e| VosError::Failed(e.to_string())),
+        );
     }
 }
 
@@ -416,7 +440,12 @@ fn take(sh: &Shared) -> Option<Job> {
         st.wal.ckpt_busy = !concurrent_ckpt(sh);
         let snap = Box::new(st.index.clone());
         st.last_ckpt.snapshot = t.elapsed();
-        (snap, st.next_lsn, std::mem::take(&mut st.ckpt_waiters))
+        (
+            snap,
+            st.next_lsn,
+            st.wal.pos,
+            std::mem::take(&mut st.ckpt_waiters),
+        )
     });
     if ckpt.is_none() && st.failed.is_some() && !st.ckpt_waiters.is_empty() {
         // Failed pool: answer checkpoint requests now.
@@ -600,14 +629,17 @@ fn concurrent_ckpt(sh: &Shared) -> bool {
 /// Encodes `snapshot` (the index at `next_lsn`) and writes it as `ckpt.<gen+1>`, then switches
 /// to `wal.<gen+1>` once the batches written meanwhile are acknowledged, and removes what is no
 /// longer needed (`wal.<gen>` stays if it holds records at or after `next_lsn`).
-fn checkpoint(sh: &Shared, snapshot: Box<Index>, next_lsn: u64) -> Result<()> {
+fn checkpoint(sh: &Shared, snapshot: Box<Index>, next_lsn: u64, tail_pos: u64) -> Result<()> {
+    if let Some(f) = &sh.faults {
+        f.checkpoint_gate();
+    }
     let t0 = Instant::now();
     let body = ckpt::encode_index(&snapshot);
     drop(snapshot);
     let encode = t0.elapsed();
     let gen = sh.st.lock().wal.gen;
     let new_gen = gen + 1;
-    sh.layout.write_ckpt(new_gen, next_lsn, &body)?;
+    sh.layout.write_ckpt(new_gen, next_lsn, tail_pos, &body)?;
     let (wal, path, wal_len) = open_wal(
         &sh.layout,
         sh.scm_class,
@@ -615,6 +647,18 @@ fn checkpoint(sh: &Shared, snapshot: Box<Index>, next_lsn: u64) -> Result<()> {
         new_gen,
         sh.pmem_wal_len,
     )?;
+    let mut wal_len = wal_len;
+    if let WalDev::File {
+        limit: u64::MAX, ..
+    } = &wal
+    {
+        if wal_len < sh.wal_chunk {
+            // Zero the new WAL's first chunk now, so the first batch after the switch does not
+            // (a 16 MiB write in its path: 40-80 ms of update stall per checkpoint).
+            wal.zero_range(wal_len, sh.wal_chunk, &path)?;
+            wal_len = sh.wal_chunk;
+        }
+    }
     if !matches!(&sh.layout, Layout::Dev(_)) || sh.scm_class == ScmClass::Dcpm {
         ckpt::sync_dir(&sh.wal_dir)?;
     }

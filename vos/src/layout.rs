@@ -196,7 +196,7 @@ impl Layout {
                     )?;
                     off += n as u64;
                 }
-                Layout::write_slot(&dev, 1, 1, &body)?;
+                Layout::write_slot(&dev, 1, 1, 0, &body)?;
                 let other = AlignedBuf::zeroed(BLOCK); // invalidate slot 0
                 let sbuf = sb.encode();
                 run(
@@ -237,7 +237,7 @@ impl Layout {
                 if cfg.preallocate_data {
                     preallocate(&data_path, size)?;
                 }
-                ckpt::write_ckpt(dir, 1, 1, &body)?;
+                ckpt::write_ckpt(dir, 1, 1, 0, &body)?;
                 let hdr = PoolHeader {
                     data_size: size,
                     scm_size: cfg.scm_size,
@@ -310,8 +310,8 @@ impl Layout {
         }
     }
 
-    /// Loads the newest valid checkpoint: (gen, index, next_lsn, bytes on disk).
-    pub fn load_ckpt(&self) -> Result<(u64, Index, u64, u64)> {
+    /// Loads the newest valid checkpoint: (gen, checkpoint, bytes on disk).
+    pub fn load_ckpt(&self) -> Result<(u64, ckpt::Ckpt, u64)> {
         match self {
             Layout::Dir { dir } => {
                 let gens = ckpt::list_gens(dir, "ckpt.")?;
@@ -321,14 +321,14 @@ impl Layout {
                         "no checkpoint file in the pool directory",
                     ));
                 };
-                let (index, lsn) = ckpt::read_ckpt(dir, gen)?;
+                let c = ckpt::read_ckpt(dir, gen)?;
                 for g in gens.iter().filter(|g| **g < gen) {
                     let _ = std::fs::remove_file(ckpt::ckpt_path(dir, *g));
                 }
                 let bytes = std::fs::metadata(ckpt::ckpt_path(dir, gen))
                     .map(|m| m.len())
                     .unwrap_or(0);
-                Ok((gen, index, lsn, bytes))
+                Ok((gen, c, bytes))
             }
             Layout::Dev(d) => {
                 let label =
@@ -337,14 +337,14 @@ impl Layout {
                 for slot in 0..2u64 {
                     let off = BLOCK as u64 + slot * d.sb.slot_len;
                     let head = read_at(&d.file, &d.path, off, BLOCK as u64)?;
-                    if let Some((gen, len)) = ckpt::peek_ckpt_header(head.as_slice()) {
-                        found.push((gen, slot, off, len));
+                    if let Some((gen, len, hdr)) = ckpt::peek_ckpt_header(head.as_slice()) {
+                        found.push((gen, slot, off, len.saturating_add(hdr)));
                     }
                 }
                 found.sort_unstable();
                 let mut last_err = None;
                 for (gen, slot, off, len) in found.iter().rev() {
-                    let total = align_up(*len + 40);
+                    let total = align_up(*len);
                     if total > d.sb.slot_len {
                         last_err = Some(VosError::corrupt(
                             label(*slot),
@@ -353,12 +353,8 @@ impl Layout {
                         continue;
                     }
                     let buf = read_at(&d.file, &d.path, *off, total)?;
-                    match ckpt::decode_ckpt(
-                        &label(*slot),
-                        &buf.as_slice()[..(*len + 40) as usize],
-                        *gen,
-                    ) {
-                        Ok((index, lsn)) => {
+                    match ckpt::decode_ckpt(&label(*slot), &buf.as_slice()[..*len as usize], *gen) {
+                        Ok(c) => {
                             if let Some(e) = last_err.take() {
                                 if self.wal_has_gen(gen + 1)? {
                                     // The newer slot is damaged but its WAL generation is in
@@ -366,7 +362,7 @@ impl Layout {
                                     return Err(e);
                                 }
                             }
-                            return Ok((*gen, index, lsn, *len + 40));
+                            return Ok((*gen, c, *len));
                         }
                         Err(e) => last_err = Some(e),
                     }
@@ -384,6 +380,32 @@ impl Layout {
         };
         let head = read_at(&d.file, &d.path, d.sb.wal_off, BLOCK as u64)?;
         Ok(crate::wal::header_gen(head.as_slice()) == Some(gen))
+    }
+
+    /// The bytes of the WAL file of generation `gen` from byte `from` on (a 4 KiB multiple),
+    /// and a label for errors (an empty Vec if the file is missing or shorter).
+    pub fn read_wal_from(
+        &self,
+        wal_dir: &Path,
+        gen: u64,
+        on_scm: bool,
+        from: u64,
+    ) -> Result<(PathBuf, Vec<u8>)> {
+        if from == 0 || (matches!(self, Layout::Dev(_)) && !on_scm) {
+            return self.read_wal(wal_dir, gen, on_scm);
+        }
+        use std::io::{Read, Seek, SeekFrom};
+        let p = ckpt::wal_path(wal_dir, gen);
+        let mut f = match File::open(&p) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((p, Vec::new())),
+            Err(e) => return Err(VosError::io(&p, e)),
+        };
+        let mut v = Vec::new();
+        f.seek(SeekFrom::Start(from))
+            .and_then(|_| f.read_to_end(&mut v))
+            .map_err(|e| VosError::io(&p, e))?;
+        Ok((p, v))
     }
 
     /// The WAL bytes of generation `gen` (whole file / region) and a label for errors.
@@ -408,15 +430,15 @@ impl Layout {
     }
 
     /// Writes checkpoint `gen` durably.
-    pub fn write_ckpt(&self, gen: u64, next_lsn: u64, body: &[u8]) -> Result<()> {
+    pub fn write_ckpt(&self, gen: u64, next_lsn: u64, tail_pos: u64, body: &[u8]) -> Result<()> {
         match self {
-            Layout::Dir { dir } => ckpt::write_ckpt(dir, gen, next_lsn, body),
-            Layout::Dev(d) => Layout::write_slot(d, gen, next_lsn, body),
+            Layout::Dir { dir } => ckpt::write_ckpt(dir, gen, next_lsn, tail_pos, body),
+            Layout::Dev(d) => Layout::write_slot(d, gen, next_lsn, tail_pos, body),
         }
     }
 
-    fn write_slot(d: &Dev, gen: u64, next_lsn: u64, body: &[u8]) -> Result<()> {
-        let bytes = ckpt::encode_ckpt(gen, next_lsn, body);
+    fn write_slot(d: &Dev, gen: u64, next_lsn: u64, tail_pos: u64, body: &[u8]) -> Result<()> {
+        let bytes = ckpt::encode_ckpt(gen, next_lsn, tail_pos, body);
         if align_up(bytes.len() as u64) > d.sb.slot_len {
             return Err(VosError::NoSpace {
                 tier: "kdev checkpoint slot",

@@ -270,15 +270,25 @@ impl VosPool {
         });
         let zeros = Arc::new(AlignedBuf::zeroed(sh.wal_chunk as usize));
         let mut threads = Vec::new();
+        let (ckpt_tx, ckpt_rx) = std::sync::mpsc::channel();
         for i in 0..cfg.flushers.max(1) {
-            let (s2, z) = (sh.clone(), zeros.clone());
+            let (s2, z, tx) = (sh.clone(), zeros.clone(), ckpt_tx.clone());
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("vos-flush{i}"))
-                    .spawn(move || flusher::run(s2, z))
+                    .spawn(move || flusher::run(s2, z, tx))
                     .map_err(|e| VosError::io(&dir, e))?,
             );
         }
+        drop(ckpt_tx);
+        // Joined after the flushers (`stop` joins in order): it exits when they have.
+        let s2 = sh.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("vos-ckpt".into())
+                .spawn(move || flusher::checkpointer(s2, ckpt_rx))
+                .map_err(|e| VosError::io(&dir, e))?,
+        );
         for i in 0..READERS {
             let s2 = sh.clone();
             threads.push(

@@ -44,26 +44,25 @@ pub(crate) fn load(
     stop_lsn: u64,
 ) -> Result<Loaded> {
     let on_scm = class == ScmClass::Dcpm;
-    let (gen, mut index, ckpt_lsn, ckpt_bytes) = layout.load_ckpt()?;
+    let (gen, ckpt, ckpt_bytes) = layout.load_ckpt()?;
+    let (mut index, ckpt_lsn, tail_pos) = (ckpt.index, ckpt.next_lsn, ckpt.tail_pos);
     let mut next = ckpt_lsn;
     let (mut batches, mut records, mut torn_bytes) = (0, 0, 0);
     let mut prev_torn = None;
     if gen > 0 && wal_per_gen(layout, class) && ckpt::wal_path(wal_dir, gen - 1).exists() {
-        let (label, data) = layout.read_wal(wal_dir, gen - 1, on_scm)?;
+        // Only from where the records logged after the checkpoint's snapshot start.
+        let (label, data) = layout.read_wal_from(wal_dir, gen - 1, on_scm, tail_pos)?;
         if let Some(first) = wal::first_lsn(&data, gen - 1) {
-            let mut lsn = first;
-            let info = wal::scan_upto(&label, &data, gen - 1, first, stop_lsn, |op| {
-                if lsn >= ckpt_lsn {
-                    index.apply(op);
-                    records += 1;
-                }
-                lsn += 1;
+            // Only records at or after the checkpoint's LSN are replayed (and decoded).
+            let info = wal::scan_upto(&label, &data, gen - 1, first, stop_lsn, ckpt_lsn, |op| {
+                index.apply(op);
             })?;
+            records += info.records;
             next = next.max(info.next_lsn);
             batches += info.batches;
             torn_bytes += info.torn_bytes;
             if info.dirty_end > info.end {
-                prev_torn = Some((label, info.end, info.dirty_end));
+                prev_torn = Some((label, tail_pos + info.end, tail_pos + info.dirty_end));
             }
         }
     }
@@ -82,7 +81,7 @@ pub(crate) fn load(
             ));
         }
     }
-    let info = wal::scan_upto(&label, &data, gen, next, stop_lsn, |op| {
+    let info = wal::scan_upto(&label, &data, gen, next, stop_lsn, 0, |op| {
         index.apply(op);
     })?;
     Ok(Loaded {

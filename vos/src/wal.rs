@@ -155,16 +155,19 @@ pub fn scan(
     next_lsn: u64,
     apply: impl FnMut(IndexOp),
 ) -> Result<ScanInfo> {
-    scan_upto(path, data, gen, next_lsn, u64::MAX, apply)
+    scan_upto(path, data, gen, next_lsn, u64::MAX, 0, apply)
 }
 
 /// [`scan`], stopping before the first batch whose records start at or after `stop_lsn`.
+/// Batches whose records all lie below `skip_below` (covered by a checkpoint) are checked but
+/// not decoded, and their records are neither applied nor counted.
 pub fn scan_upto(
     path: &Path,
     data: &[u8],
     gen: u64,
     next_lsn: u64,
     stop_lsn: u64,
+    skip_below: u64,
     mut apply: impl FnMut(IndexOp),
 ) -> Result<ScanInfo> {
     let mut info = ScanInfo {
@@ -230,8 +233,12 @@ pub fn scan_upto(
         }
         let h = hdr.expect("checked");
         let body = &data[pos + HDR..pos + HDR + h.body_len];
+        // Records of this batch below `skip_below` are covered by the checkpoint: a batch
+        // wholly below it is not even walked.
+        let covered = skip_below.saturating_sub(info.next_lsn);
+        let walk = if covered >= h.nrec as u64 { 0 } else { h.nrec };
         let mut at = 0usize;
-        for _ in 0..h.nrec {
+        for i in 0..walk {
             if at + 4 > body.len() {
                 return Err(VosError::corrupt(
                     path,
@@ -245,6 +252,10 @@ pub fn scan_upto(
                     path,
                     format!("WAL batch at {pos}: record length {n} overruns body"),
                 ));
+            }
+            if (i as u64) < covered {
+                at += n;
+                continue;
             }
             let (op, _): (IndexOp, usize) = bincode::decode_from_slice(&body[at..at + n], cfg())
                 .map_err(|e| {

@@ -133,3 +133,73 @@ fn updates_logged_during_a_checkpoint_survive_reopen_and_a_crash_image() {
     p.close().unwrap();
     drop(dir);
 }
+
+#[test]
+fn updates_are_acknowledged_while_a_checkpoint_is_being_made() {
+    // One flusher (the default): it must not be the thread that makes the checkpoint.
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let mut cfg = common::cfg(dir.path());
+    cfg.flushers = 1;
+    let faults = std::sync::Arc::new(Faults::default());
+    cfg.faults = Some(faults.clone());
+    let p = std::sync::Arc::new(VosPool::create(&cfg).unwrap());
+    let c = Uuid::from_u128(5);
+    p.cont_create(c).wait().unwrap();
+    let want = |i: u64, e: u64| format!("{i}@{e}").into_bytes();
+    for i in 0..1000 {
+        p.update(c, Oid::new(0, i), 1, 0, b"d", sv(&want(i, 1)))
+            .wait()
+            .unwrap();
+    }
+    faults.hold_checkpoints(true);
+    let ck = p.checkpoint();
+    let t0 = std::time::Instant::now();
+    while !faults.checkpoint_waiting() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(20),
+            "checkpoint never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // The checkpoint is under way (held): updates must still be acknowledged.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p2 = p.clone();
+    let writer = std::thread::spawn(move || {
+        for i in 0..300 {
+            let r = p2
+                .update(c, Oid::new(0, i), 2, 0, b"d", sv(&want(i, 2)))
+                .wait();
+            tx.send(r.is_ok()).unwrap();
+        }
+    });
+    for i in 0..300 {
+        match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+            Ok(ok) => assert!(ok, "update {i} failed"),
+            Err(_) => {
+                faults.hold_checkpoints(false);
+                panic!("update {i} not acknowledged while a checkpoint was being made");
+            }
+        }
+    }
+    writer.join().unwrap();
+    assert!(faults.checkpoint_waiting(), "the checkpoint was still held");
+    faults.hold_checkpoints(false);
+    ck.wait().unwrap();
+    assert!(p.last_checkpoint().tail_records >= 300);
+    let p = std::sync::Arc::try_unwrap(p).unwrap();
+    p.close().unwrap();
+    // Reopen: the checkpoint plus the old WAL's tail (read from where the checkpoint says the
+    // records after its snapshot start) give every acknowledged value.
+    cfg.faults = None;
+    let p = VosPool::open(&cfg).unwrap();
+    assert!(
+        p.recovery_stats().wal_records >= 300,
+        "{:?}",
+        p.recovery_stats()
+    );
+    for i in 0..1000 {
+        let e = if i < 300 { 2 } else { 1 };
+        assert_eq!(get(&p, c, i), Some(want(i, e)), "object {i}");
+    }
+    p.close().unwrap();
+}
