@@ -95,6 +95,11 @@ impl DaosErrno for VosError {
             VosError::EpochTooOld { .. } => Der::EpOld,
             VosError::Corrupt { .. } => Der::DfInval,
             VosError::Checksum { .. } => Der::Csum,
+            VosError::Io { source, .. }
+                if matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) =>
+            {
+                Der::Nospace
+            }
             VosError::Io { .. } | VosError::Failed(_) => Der::Io,
             VosError::Unsupported { .. } => Der::NotSupported,
             VosError::Pool { .. } => Der::Nonexist,

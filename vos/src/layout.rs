@@ -231,7 +231,20 @@ impl Layout {
                 let data_path = dir.join("data");
                 let size = cfg.data_size / 4096 * 4096;
                 let f = File::create(&data_path).map_err(|e| VosError::io(&data_path, e))?;
-                f.set_len(size).map_err(|e| VosError::io(&data_path, e))?;
+                // Reserve the whole data file now (unwritten extents: no zeroing), so a full
+                // file system is a NOSPACE error here, at create, and never a failed value write
+                // later (which would turn the pool read-only).
+                match crate::uring::reserve(&f, size) {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                        f.set_len(size).map_err(|e| VosError::io(&data_path, e))?;
+                    }
+                    Err(e) => {
+                        drop(f);
+                        let _ = std::fs::remove_file(&data_path);
+                        return Err(VosError::io(&data_path, e));
+                    }
+                }
                 f.sync_all().map_err(|e| VosError::io(&data_path, e))?;
                 drop(f);
                 if cfg.preallocate_data {

@@ -303,6 +303,20 @@ impl Ring {
     }
 }
 
+/// Reserves the blocks of `[0, len)` of `file` (fallocate, mode 0: unwritten extents, size set
+/// to at least `len`), so later writes there cannot fail for lack of space. ENOSPC if the file
+/// system cannot hold it; EOPNOTSUPP on file systems without fallocate.
+pub fn reserve(file: &File, len: u64) -> io::Result<()> {
+    let len = libc::off_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    // SAFETY: fallocate only reads its integer arguments; the fd is valid for the borrow of `file`.
+    let r = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Opens `path` for O_DIRECT reading and writing, creating it if asked.
 pub fn open_direct(path: &std::path::Path, create: bool) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
