@@ -179,6 +179,52 @@ pub fn list_gens(dir: &Path, prefix: &str) -> Result<Vec<u64>> {
     Ok(v)
 }
 
+const CLEAN_MAGIC: u32 = u32::from_le_bytes(*b"VCLN");
+
+/// `pool.clean`, written at a clean close (after the seal): the WAL generation and the LSN the
+/// log ends at. Recovery checks that the log still reaches that LSN (a WAL cut short after a clean
+/// close would otherwise look like a crash and lose acknowledged updates silently), then deletes
+/// the file before the pool takes new updates.
+/// `magic "VCLN"(u32) version(u16)=1 pad(u16) gen(u64) next_lsn(u64) crc(u32 over bytes 0..24)`.
+pub fn clean_path(dir: &Path) -> PathBuf {
+    dir.join("pool.clean")
+}
+
+/// Writes `pool.clean` durably.
+pub fn write_clean(dir: &Path, gen: u64, next_lsn: u64) -> Result<()> {
+    let mut b = [0u8; 28];
+    b[0..4].copy_from_slice(&CLEAN_MAGIC.to_le_bytes());
+    b[4..6].copy_from_slice(&1u16.to_le_bytes());
+    b[8..16].copy_from_slice(&gen.to_le_bytes());
+    b[16..24].copy_from_slice(&next_lsn.to_le_bytes());
+    let c = crc32c::crc32c(&b[0..24]);
+    b[24..28].copy_from_slice(&c.to_le_bytes());
+    let path = clean_path(dir);
+    let io = |e| VosError::io(&path, e);
+    let mut f = File::create(&path).map_err(io)?;
+    f.write_all(&b).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    sync_dir(dir)
+}
+
+/// (gen, next_lsn) from `pool.clean`, if it exists and is intact (a damaged one is ignored:
+/// recovery then treats the log as after a crash, as without the file).
+pub fn read_clean(dir: &Path) -> Option<(u64, u64)> {
+    let b = std::fs::read(clean_path(dir)).ok()?;
+    (b.len() == 28 && le32(&b, 0) == CLEAN_MAGIC && crc32c::crc32c(&b[0..24]) == le32(&b, 24))
+        .then(|| (le64(&b, 8), le64(&b, 16)))
+}
+
+/// Deletes `pool.clean` durably (before the pool takes new updates).
+pub fn remove_clean(dir: &Path) -> Result<()> {
+    let path = clean_path(dir);
+    match std::fs::remove_file(&path) {
+        Ok(()) => sync_dir(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(VosError::io(&path, e)),
+    }
+}
+
 /// Fixed pool parameters stored at create.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolHeader {

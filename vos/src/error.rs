@@ -76,6 +76,25 @@ impl VosError {
             source,
         }
     }
+    /// A copy of a read error for each fetch that waited on the same read (`Checksum` and `Io`
+    /// keep their kind, path and errno; anything else becomes its message).
+    pub(crate) fn duplicate(&self) -> Self {
+        match self {
+            VosError::Checksum { path, offset, len } => VosError::Checksum {
+                path: path.clone(),
+                offset: *offset,
+                len: *len,
+            },
+            VosError::Io { path, source } => VosError::Io {
+                path: path.clone(),
+                source: match source.raw_os_error() {
+                    Some(code) => std::io::Error::from_raw_os_error(code),
+                    None => std::io::Error::new(source.kind(), source.to_string()),
+                },
+            },
+            other => VosError::Failed(other.to_string()),
+        }
+    }
     pub(crate) fn corrupt(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         VosError::Corrupt {
             path: path.into(),

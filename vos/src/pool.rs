@@ -182,6 +182,25 @@ impl VosPool {
         let loaded = crate::recovery::load(&layout, &wal_dir, cfg.scm_class, u64::MAX)?;
         let (gen, index, ckpt_bytes, info) =
             (loaded.gen, loaded.index, loaded.ckpt_bytes, loaded.info);
+        if let Layout::Dir { dir } = &layout {
+            // After a clean close the log must still reach the LSN it was closed at.
+            if let Some((cgen, clsn)) = crate::ckpt::read_clean(dir) {
+                if (cgen, clsn) != (gen, info.next_lsn) {
+                    return Err(VosError::corrupt(
+                        crate::ckpt::wal_path(&wal_dir, gen),
+                        format!(
+                            "the pool was closed cleanly with its log at generation {cgen}, LSN \
+                             {clsn}, but the log now ends at generation {gen}, LSN {}: the WAL \
+                             was cut short or a checkpoint file is missing, and opening it would \
+                             lose acknowledged updates",
+                            info.next_lsn
+                        ),
+                    ));
+                }
+            }
+            // New updates follow: the marker no longer describes the log.
+            crate::ckpt::remove_clean(dir)?;
+        }
         // Zero whatever follows the valid log so a later replay can never see stale batches.
         if let Some((path, from, to)) = &loaded.prev_torn {
             let (w, _) = flusher::WalDev::open(cfg.scm_class, path, cfg.pmem_wal_len())?;
@@ -331,6 +350,15 @@ impl VosPool {
         }
         if stopped {
             flusher::seal(&self.sh);
+            let st = self.sh.st.lock();
+            if let (Layout::Dir { dir }, true, None) = (&self.sh.layout, st.wal.sealed, &st.failed)
+            {
+                let (gen, lsn) = (st.wal.gen, st.next_lsn);
+                drop(st);
+                if let Err(e) = crate::ckpt::write_clean(dir, gen, lsn) {
+                    tracing::warn!(error = %e, "could not record the clean close");
+                }
+            }
         }
     }
 

@@ -78,14 +78,7 @@ pub(crate) fn reader(sh: Arc<Shared>) {
                 match &status[i] {
                     Ok(()) => copy_out(&mut j.out, c, bufs[i].as_slice()),
                     Err(e) => {
-                        err = Some(match e {
-                            VosError::Checksum { path, offset, len } => VosError::Checksum {
-                                path: path.clone(),
-                                offset: *offset,
-                                len: *len,
-                            },
-                            other => VosError::Failed(other.to_string()),
-                        });
+                        err = Some(e.duplicate());
                         break;
                     }
                 }
