@@ -98,6 +98,13 @@ impl PoolConfig {
         }
     }
 
+    /// Bytes reserved (fallocate, not written) for each WAL file on the bdev tier: the
+    /// checkpoint threshold (at most 1 GiB) plus two chunks, so the WAL's growth until the next
+    /// checkpoint cannot fail for lack of space on a file system that fills up meanwhile.
+    pub fn wal_reserve(&self) -> u64 {
+        self.wal_checkpoint_bytes.min(1 << 30) + 2 * self.wal_chunk.max(4096)
+    }
+
     /// Size of a pmem WAL mapping: the checkpoint threshold (at most 256 MiB) plus 64 MiB slack.
     pub fn pmem_wal_len(&self) -> u64 {
         self.wal_checkpoint_bytes.min(256 << 20) + (64 << 20)

@@ -646,6 +646,7 @@ fn checkpoint(sh: &Shared, snapshot: Box<Index>, next_lsn: u64, tail_pos: u64) -
         &sh.wal_dir,
         new_gen,
         sh.pmem_wal_len,
+        sh.wal_reserve,
     )?;
     let mut wal_len = wal_len;
     if let WalDev::File {
@@ -699,13 +700,15 @@ fn checkpoint(sh: &Shared, snapshot: Box<Index>, next_lsn: u64, tail_pos: u64) -
 }
 
 /// Opens the WAL of generation `gen`: a pmem file on the scm path (dcpm), the kdev WAL region,
-/// or `wal.<gen>` in the pool directory. Returns it, its label and its pre-zeroed length.
+/// or `wal.<gen>` in the pool directory (its first `reserve` bytes reserved on disk). Returns
+/// it, its label and its pre-zeroed length.
 pub fn open_wal(
     layout: &Layout,
     class: ScmClass,
     wal_dir: &Path,
     gen: u64,
     pmem_len: u64,
+    reserve: u64,
 ) -> Result<(WalDev, PathBuf, u64)> {
     match (layout, class) {
         (Layout::Dev(d), ScmClass::Ram) => Ok((
@@ -720,6 +723,18 @@ pub fn open_wal(
         _ => {
             let path = ckpt::wal_path(wal_dir, gen);
             let (w, len) = WalDev::open(class, &path, pmem_len)?;
+            #[allow(irrefutable_let_patterns)] // WalDev::Pmem exists with feature `pmem`
+            if let WalDev::File { file, .. } = &w {
+                // Blocks only: the size stays, so the region past it is still pre-zeroed by
+                // writes (an O_DIRECT write into an unwritten extent would make its fdatasync
+                // commit the conversion).
+                match crate::uring::reserve(file, reserve, true) {
+                    Err(e) if e.raw_os_error() != Some(libc::EOPNOTSUPP) => {
+                        return Err(VosError::io(&path, e));
+                    }
+                    _ => {}
+                }
+            }
             Ok((w, path, len))
         }
     }

@@ -234,7 +234,7 @@ impl Layout {
                 // Reserve the whole data file now (unwritten extents: no zeroing), so a full
                 // file system is a NOSPACE error here, at create, and never a failed value write
                 // later (which would turn the pool read-only).
-                match crate::uring::reserve(&f, size) {
+                match crate::uring::reserve(&f, size, false) {
                     Ok(()) => {}
                     Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
                         f.set_len(size).map_err(|e| VosError::io(&data_path, e))?;

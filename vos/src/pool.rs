@@ -131,6 +131,8 @@ pub(crate) struct Shared {
     pub(crate) scm_class: ScmClass,
     pub(crate) pmem_wal_len: u64,
     pub(crate) wal_chunk: u64,
+    /// `PoolConfig::wal_reserve`.
+    pub(crate) wal_reserve: u64,
     pub(crate) faults: Option<Arc<crate::fault::Faults>>,
     /// (Next LSN whose WAL batch write has not completed, pool failed): a batch is written only
     /// after the one before it, so a valid batch never follows a torn one after a process crash.
@@ -165,7 +167,14 @@ impl VosPool {
         std::fs::create_dir_all(&cfg.scm_path).map_err(|e| VosError::io(&cfg.scm_path, e))?;
         Layout::create(cfg)?;
         tracing::info!(path = %cfg.bdev_path.display(), "vos pool created");
-        VosPool::open(cfg)
+        VosPool::open(cfg).inspect_err(|_| {
+            // Nothing was stored yet: do not leave a pool that cannot open (e.g. no space for
+            // its WAL reservation) blocking a retry.
+            if cfg.bdev_class != crate::config::BdevClass::Kdev {
+                remove_pool_files(&cfg.bdev_path);
+                remove_pool_files(cfg.wal_dir());
+            }
+        })
     }
 
     /// Opens an existing pool: loads the newest checkpoint, replays its WAL (discarding a torn
@@ -206,8 +215,14 @@ impl VosPool {
             let (w, _) = flusher::WalDev::open(cfg.scm_class, path, cfg.pmem_wal_len())?;
             w.zero_range(*from, *to, path)?;
         }
-        let (wal, wal_path, wal_len) =
-            flusher::open_wal(&layout, cfg.scm_class, &wal_dir, gen, cfg.pmem_wal_len())?;
+        let (wal, wal_path, wal_len) = flusher::open_wal(
+            &layout,
+            cfg.scm_class,
+            &wal_dir,
+            gen,
+            cfg.pmem_wal_len(),
+            cfg.wal_reserve(),
+        )?;
         if info.dirty_end > info.end {
             wal.zero_range(info.end, info.dirty_end, &wal_path)?;
         }
@@ -282,6 +297,7 @@ impl VosPool {
             scm_class: cfg.scm_class,
             pmem_wal_len: cfg.pmem_wal_len(),
             wal_chunk: align_up(cfg.wal_chunk.max(4096)),
+            wal_reserve: cfg.wal_reserve(),
             faults: cfg.faults.clone(),
             written: Mutex::new((info.next_lsn, false)),
             written_cv: Condvar::new(),
@@ -863,6 +879,23 @@ impl Shared {
                     self.read_cv.notify_one();
                 }
             }
+        }
+    }
+}
+
+/// Removes the files a pool keeps in `dir` (and nothing else there).
+fn remove_pool_files(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let ours = matches!(&*name, "data" | "pool.hdr" | "pool.lock" | "pool.clean")
+            || name.starts_with("ckpt.")
+            || name.starts_with("wal.");
+        if ours {
+            let _ = std::fs::remove_file(e.path());
         }
     }
 }

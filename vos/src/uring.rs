@@ -303,13 +303,19 @@ impl Ring {
     }
 }
 
-/// Reserves the blocks of `[0, len)` of `file` (fallocate, mode 0: unwritten extents, size set
-/// to at least `len`), so later writes there cannot fail for lack of space. ENOSPC if the file
-/// system cannot hold it; EOPNOTSUPP on file systems without fallocate.
-pub fn reserve(file: &File, len: u64) -> io::Result<()> {
+/// Reserves the blocks of `[0, len)` of `file` (fallocate: unwritten extents, which read as
+/// zeros), so later writes there cannot fail for lack of space. With `keep_size` the file's size
+/// is left as it is (blocks reserved beyond the end), else it becomes at least `len`. ENOSPC if
+/// the file system cannot hold it; EOPNOTSUPP on file systems without fallocate.
+pub fn reserve(file: &File, len: u64, keep_size: bool) -> io::Result<()> {
     let len = libc::off_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    let mode = if keep_size {
+        libc::FALLOC_FL_KEEP_SIZE
+    } else {
+        0
+    };
     // SAFETY: fallocate only reads its integer arguments; the fd is valid for the borrow of `file`.
-    let r = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) };
+    let r = unsafe { libc::fallocate(file.as_raw_fd(), mode, 0, len) };
     if r == 0 {
         Ok(())
     } else {

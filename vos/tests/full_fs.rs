@@ -1,6 +1,6 @@
 //! A pool on a file system too small for it: create fails with DER_NOSPACE naming the data file
-//! (the data file is reserved whole at create), leaves nothing that blocks a retry, and a pool
-//! that fits works. Runs on a real ext4 file system on a loop device (root); skipped without.
+//! or the WAL (both are reserved at create), leaves nothing that blocks a retry, and a pool that
+//! fits works. Runs on a real ext4 file system on a loop device (root); skipped without.
 
 mod common;
 
@@ -64,6 +64,7 @@ fn cfg(bdev: &Path, scm: &Path, data_size: u64) -> PoolConfig {
     let mut c = PoolConfig::new(scm, bdev);
     c.data_size = data_size;
     c.wal_chunk = 1 << 20;
+    c.wal_checkpoint_bytes = 8 << 20; // WAL reservation: 8 + 2 MiB
     c
 }
 
@@ -81,7 +82,16 @@ fn a_pool_larger_than_its_file_system_is_nospace_at_create() {
             .contains(&*bdev.join("data").to_string_lossy()),
         "names the data file: {e}"
     );
-    // Nothing left behind that blocks a retry with a size that fits, and that pool works.
+    // A data file that fits but a WAL reservation that does not: NOSPACE naming the WAL file,
+    // and nothing left behind either.
+    let mut big_wal = cfg(&bdev, scm.path(), 16 << 20);
+    big_wal.wal_checkpoint_bytes = 64 << 20;
+    let e = VosPool::create(&big_wal).unwrap_err();
+    assert_eq!(e.der(), Der::Nospace, "{e}");
+    assert!(e.to_string().contains("wal."), "names the WAL file: {e}");
+    let left: Vec<_> = std::fs::read_dir(&bdev).unwrap().flatten().collect();
+    assert!(left.is_empty(), "files left behind: {left:?}");
+    // A pool that fits is created and works.
     let c = cfg(&bdev, scm.path(), 16 << 20);
     let p = VosPool::create(&c).unwrap();
     let cont = Uuid::from_u128(1);
