@@ -40,6 +40,8 @@ pub(crate) fn back_out(sh: &Shared) {
     let mut st = sh.st.lock();
     // Queued but never taken by a flusher: in the index, never written.
     let pending = std::mem::take(&mut st.pending);
+    sh.small_pending
+        .store(false, std::sync::atomic::Ordering::Relaxed);
     st.failed_waiters.extend(pending.waiters);
     // Wait for every batch in flight (they fail fast once `failed` is set).
     while st.wal.acked_lsn != st.next_lsn {

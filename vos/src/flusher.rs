@@ -221,9 +221,56 @@ const SPARE_BODY_MAX: usize = 16 << 20;
 /// A flusher thread: takes batches, writes them, acknowledges them in LSN order, and hands
 /// due checkpoints to the checkpointer (`ckpt_tx`), so batches keep being written while a
 /// checkpoint is encoded and written.
-pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>, ckpt_tx: std::sync::mpsc::Sender<CkptJob>) {
+pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>, tx: Senders) {
     let mut ring = Ring::new(256);
-    while let Some(job) = take(&sh) {
+    while let Some(job) = take(&sh, Taker::Thread) {
+        process(&sh, &mut ring, &zeros, &tx, job);
+    }
+}
+
+/// Where a flush hands work it does not do itself.
+#[derive(Clone)]
+pub struct Senders {
+    pub ckpt: std::sync::mpsc::Sender<CkptJob>,
+    pub zero: std::sync::mpsc::Sender<ZeroJob>,
+}
+
+/// A WAL chunk to pre-zero: (WAL, its label, generation, start, end).
+pub type ZeroJob = (Arc<WalDev>, PathBuf, u64, u64, u64);
+
+/// Who takes a batch: a flusher thread, or the caller of `VosPool::progress`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Taker {
+    Thread,
+    Caller,
+}
+
+/// A flusher thread leaves batches without data-file writes to a caller that drove
+/// [`progress`] this recently (it takes them after that, so a caller that stops driving only
+/// delays them this long).
+pub(crate) const CALLER_GRACE: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// `VosPool::progress`: if the queued batch has no data-file writes, writes and acknowledges
+/// it on the calling thread. True if it did.
+pub(crate) fn progress(
+    sh: &Arc<Shared>,
+    ring: &mut Ring,
+    zeros: &AlignedBuf,
+    tx: &Senders,
+) -> bool {
+    match take(sh, Taker::Caller) {
+        Some(job) => {
+            process(sh, ring, zeros, tx, job);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Writes one taken batch, acknowledges it in LSN order, and hands on its WAL zeroing and
+/// checkpoint.
+fn process(sh: &Arc<Shared>, ring: &mut Ring, zeros: &AlignedBuf, tx: &Senders, job: Job) {
+    {
         let Job {
             mut batch,
             lsn_first,
@@ -244,8 +291,8 @@ pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>, ckpt_tx: std::sync::mpsc::Se
         };
         let t_write = Instant::now();
         let res = write(
-            &sh,
-            &mut ring,
+            sh,
+            ring,
             &batch,
             lsn_first,
             durable_lsn,
@@ -254,7 +301,7 @@ pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>, ckpt_tx: std::sync::mpsc::Se
             &path,
             pos,
             zero,
-            &zeros,
+            zeros,
         );
         // Acknowledge in LSN order.
         let (failed, leader, ready) = {
@@ -263,7 +310,7 @@ pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>, ckpt_tx: std::sync::mpsc::Se
                 sh.order_cv.wait(&mut st);
             }
             let leader = match &res {
-                Err(e) => st.fail(&sh, e),
+                Err(e) => st.fail(sh, e),
                 Ok(()) => false,
             };
             for (off, _) in &batch.data {
@@ -302,21 +349,50 @@ pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>, ckpt_tx: std::sync::mpsc::Se
         }
         sh.answer_parked(ready);
         if leader {
-            back_out(&sh);
+            back_out(sh);
         }
         if let Some((start, end)) = zero_later {
-            if let Err(e) = zero_wal(&sh, &mut ring, &file, &path, gen, start, end, &zeros) {
-                let leader = sh.st.lock().fail(&sh, &e);
-                if leader {
-                    back_out(&sh);
-                }
+            // On the zeroing thread: a 16 MiB write here would hold up the next batch.
+            let job = (file.clone(), path.clone(), gen, start, end);
+            if let Err(std::sync::mpsc::SendError((file, path, gen, start, end))) =
+                tx.zero.send(job)
+            {
+                zero_or_fail(sh, ring, &file, &path, gen, start, end, zeros);
             }
         }
         if let Some(job) = ckpt {
-            if let Err(std::sync::mpsc::SendError(job)) = ckpt_tx.send(job) {
+            if let Err(std::sync::mpsc::SendError(job)) = tx.ckpt.send(job) {
                 // The checkpointer is gone (it only exits after every flusher): do it here.
-                run_checkpoint(&sh, job);
+                run_checkpoint(sh, job);
             }
+        }
+    }
+}
+
+/// The WAL zeroing thread: pre-zeroes the chunks flushes ask for, in order. Exits once every
+/// sender (flushers, the pool) is gone.
+pub fn zeroer(sh: Arc<Shared>, zeros: Arc<AlignedBuf>, jobs: std::sync::mpsc::Receiver<ZeroJob>) {
+    let mut ring = Ring::new(16);
+    while let Ok((file, path, gen, start, end)) = jobs.recv() {
+        zero_or_fail(&sh, &mut ring, &file, &path, gen, start, end, &zeros);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn zero_or_fail(
+    sh: &Shared,
+    ring: &mut Ring,
+    file: &WalDev,
+    path: &Path,
+    gen: u64,
+    start: u64,
+    end: u64,
+    zeros: &AlignedBuf,
+) {
+    if let Err(e) = zero_wal(sh, ring, file, path, gen, start, end, zeros) {
+        let leader = sh.st.lock().fail(sh, &e);
+        if leader {
+            back_out(sh);
         }
     }
 }
@@ -360,41 +436,71 @@ fn run_checkpoint(sh: &Shared, (snapshot, next_lsn, tail_pos, waiters): CkptJob)
     }
 }
 
-fn take(sh: &Shared) -> Option<Job> {
+fn take(sh: &Shared, who: Taker) -> Option<Job> {
     let mut st = sh.st.lock();
-    loop {
-        loop {
-            let has_work = !st.pending.builder.is_empty()
-                || (!st.ckpt_waiters.is_empty() && !st.wal.ckpt_running);
-            if !st.wal.ckpt_busy && has_work {
-                break;
-            }
-            if st.shutdown && !has_work && !st.wal.ckpt_busy {
-                return None;
-            }
-            sh.flush_cv.wait(&mut st);
+    if who == Taker::Caller {
+        st.caller_seen = Some(Instant::now());
+        if st.wal.ckpt_busy || st.pending.builder.is_empty() || !st.pending.data.is_empty() {
+            return None;
         }
-        if st.cw.should_wait(sh.commit_wait) && !st.pending.builder.is_empty() {
-            // Group-commit wait (see `commit_wait`): the submitter completing the expected batch
-            // notifies.
-            let bound = st.cw.bound(sh.commit_wait);
-            let deadline = Instant::now() + bound;
-            while st.cw.missing() && !st.shutdown && !st.wal.ckpt_busy {
-                if sh.flush_cv.wait_until(&mut st, deadline).timed_out() {
-                    st.cw.timed_out();
+    }
+    if who == Taker::Thread {
+        loop {
+            loop {
+                let has_work = !st.pending.builder.is_empty()
+                    || (!st.ckpt_waiters.is_empty() && !st.wal.ckpt_running);
+                if !st.wal.ckpt_busy && has_work {
                     break;
                 }
+                if st.shutdown && !has_work && !st.wal.ckpt_busy {
+                    return None;
+                }
+                match st.caller_seen.map(|t| t + CALLER_GRACE) {
+                    // Submitters do not wake this thread for batches a driving caller will take:
+                    // look again when its grace runs out.
+                    Some(until) if Instant::now() < until => {
+                        sh.flush_cv.wait_until(&mut st, until);
+                    }
+                    _ => sh.flush_cv.wait(&mut st),
+                }
             }
-            if st.wal.ckpt_busy || st.pending.builder.is_empty() {
-                // Another flusher took the batch meanwhile, or a checkpoint is switching the
-                // WAL: start over (a loop, not a recursive call: with two flushers the loser
-                // could otherwise stack one frame per lost race).
-                continue;
+            // A caller driving `progress` takes batches without data-file writes itself (no
+            // thread hand-off on its critical path); leave them to it while it is active.
+            let caller_until = st.caller_seen.map(|t| t + CALLER_GRACE);
+            if let Some(until) = caller_until {
+                let leave = !st.shutdown
+                    && st.pending.data.is_empty()
+                    && !st.pending.builder.is_empty()
+                    && Instant::now() < until;
+                if leave {
+                    sh.flush_cv.wait_until(&mut st, until);
+                    continue;
+                }
             }
+            if st.cw.should_wait(sh.commit_wait) && !st.pending.builder.is_empty() {
+                // Group-commit wait (see `commit_wait`): the submitter completing the expected batch
+                // notifies.
+                let bound = st.cw.bound(sh.commit_wait);
+                let deadline = Instant::now() + bound;
+                while st.cw.missing() && !st.shutdown && !st.wal.ckpt_busy {
+                    if sh.flush_cv.wait_until(&mut st, deadline).timed_out() {
+                        st.cw.timed_out();
+                        break;
+                    }
+                }
+                if st.wal.ckpt_busy || st.pending.builder.is_empty() {
+                    // Another flusher took the batch meanwhile, or a checkpoint is switching the
+                    // WAL: start over (a loop, not a recursive call: with two flushers the loser
+                    // could otherwise stack one frame per lost race).
+                    continue;
+                }
+            }
+            break;
         }
-        break;
     }
     let batch = std::mem::take(&mut st.pending);
+    sh.small_pending
+        .store(false, std::sync::atomic::Ordering::Relaxed);
     if let Some(body) = st.spare_bodies.pop() {
         st.pending.builder = crate::wal::BatchBuilder::with_buffer(body);
     }

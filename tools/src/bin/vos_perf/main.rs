@@ -12,7 +12,9 @@
 
 mod fio;
 
+use std::cell::Cell;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -145,8 +147,10 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 }
 
 /// Runs `op(i)` for every `i` in `range`, keeping `qd` in flight on a current-thread runtime;
-/// returns per-op latencies.
+/// returns per-op latencies. Like a DAOS target's xstream, the same thread drives `pool`'s group
+/// commit ([`VosPool::progress`]) whenever its tasks are all waiting.
 fn drive<F, Fut>(
+    pool: &Arc<VosPool>,
     range: std::ops::Range<u64>,
     qd: usize,
     pb: &ProgressBar,
@@ -169,17 +173,45 @@ where
         local
             .run_until(async {
                 let mut hs = Vec::new();
+                // `pool`'s group commit is driven from here once every task waits on an
+                // update (the moment this thread would otherwise sleep).
+                let done = Rc::new(Cell::new(false));
+                let waiting = Rc::new(Cell::new(0usize));
+                let running = Rc::new(Cell::new(qd));
+                let idle = Rc::new(tokio::sync::Notify::new());
+                let (p, d, n) = (pool.clone(), done.clone(), idle.clone());
+                let driver = tokio::task::spawn_local(async move {
+                    loop {
+                        n.notified().await;
+                        if d.get() {
+                            return;
+                        }
+                        p.progress();
+                    }
+                });
                 for _ in 0..qd {
                     let (next, op, pb) = (next.clone(), op.clone(), pb.clone());
+                    let (waiting, running, idle) = (waiting.clone(), running.clone(), idle.clone());
                     hs.push(tokio::task::spawn_local(async move {
                         let mut lat = Vec::new();
                         loop {
                             let i = next.fetch_add(1, Ordering::Relaxed);
                             if i >= total {
+                                running.set(running.get() - 1);
+                                if waiting.get() == running.get() {
+                                    idle.notify_one();
+                                }
                                 return Ok::<_, String>(lat);
                             }
                             let t = Instant::now();
-                            op(i).await?;
+                            let f = op(i); // submits
+                            waiting.set(waiting.get() + 1);
+                            if waiting.get() == running.get() {
+                                idle.notify_one();
+                            }
+                            let r = f.await;
+                            waiting.set(waiting.get() - 1);
+                            r?;
                             lat.push(t.elapsed().as_secs_f64() * 1e6);
                             pb.inc(1);
                         }
@@ -189,6 +221,9 @@ where
                 for h in hs {
                     all.extend(h.await.map_err(|e| e.to_string())??);
                 }
+                done.set(true);
+                idle.notify_one();
+                driver.await.map_err(|e| e.to_string())?;
                 Ok::<_, String>(all)
             })
             .await
@@ -239,7 +274,7 @@ fn recovery(args: &Args, n: u64) -> Result<serde_json::Value, String> {
     pool.cont_create(cont).wait().map_err(|e| e.to_string())?;
     let pb = bar(n, args.json, "write");
     let p2 = pool.clone();
-    let w = drive(0..n, args.queue_depth.max(64), &pb, move |i| {
+    let w = drive(&pool, 0..n, args.queue_depth.max(64), &pb, move |i| {
         let f = p2.update(
             cont,
             Oid::new(0, i),
@@ -431,6 +466,7 @@ fn run(args: Args) -> Result<(), String> {
                 let p = pool.clone();
                 let payload = payload.clone();
                 drive(
+                    &pool,
                     0..total,
                     args.queue_depth,
                     &bar(total, true, ""),
@@ -483,13 +519,13 @@ fn run(args: Args) -> Result<(), String> {
                 let res = if op == "update" {
                     did_update = true;
                     let payload = payload.clone();
-                    drive(range, args.queue_depth, &pb, move |i| {
+                    drive(&pool, range, args.queue_depth, &pb, move |i| {
                         let (o, d, a) = key(i, dk, ak);
                         let f = p.update(cont, o, 1, 0, &d, vec![iod(a, array, &payload)]);
                         async move { f.await.map_err(|e| e.to_string()) }
                     })?
                 } else {
-                    drive(range, args.queue_depth, &pb, move |i| {
+                    drive(&pool, range, args.queue_depth, &pb, move |i| {
                         let (o, d, a) = key(i, dk, ak);
                         let fi = if array {
                             FetchIod::Array {
