@@ -219,7 +219,7 @@ const SPARE_BODIES: usize = 4;
 const SPARE_BODY_MAX: usize = 16 << 20;
 
 /// A flusher thread: takes batches, writes them, acknowledges them in LSN order, and hands
-/// due checkpoints to the checkpointer (`ckpt_tx`), so batches keep being written while a
+/// due checkpoints to the checkpointer and WAL zeroing to the zeroer (`tx`), so batches keep being written while a
 /// checkpoint is encoded and written.
 pub fn run(sh: Arc<Shared>, zeros: Arc<AlignedBuf>, tx: Senders) {
     let mut ring = Ring::new(256);
