@@ -113,3 +113,36 @@ fn updates_from_a_progress_driving_thread_and_plain_waiters_all_land() {
     }
     p.close().unwrap();
 }
+
+#[test]
+fn a_failed_flush_on_the_calling_thread_backs_out_like_one_on_the_flusher() {
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let mut cfg = common::cfg(dir.path());
+    let faults = std::sync::Arc::new(Faults::default());
+    cfg.faults = Some(faults.clone());
+    let p = VosPool::create(&cfg).unwrap();
+    let c = Uuid::from_u128(4);
+    p.cont_create(c).wait().unwrap();
+    upd(&p, c, 1, 100).wait().unwrap(); // value (1 % 251) x 100, durable
+                                        // The WAL sync of the next batch fails, whichever thread writes it.
+    faults.arm(FaultPoint::WalSync, 1);
+    assert!(!p.progress());
+    let iod = UpdateIod {
+        akey: b"a".to_vec(),
+        value: IodValue::Single(vec![77; 100]),
+        flags: 0,
+    };
+    let f = p.update(c, Oid::new(0, 1), 2, 0, b"d", vec![iod]);
+    p.progress();
+    let e = f.wait().unwrap_err();
+    assert_eq!(daos_common::DaosErrno::der(&e), daos_common::Der::Io, "{e}");
+    // Backed out: the fetch sees the durable value, later updates are refused, reopen agrees.
+    assert_eq!(common::get_single(&p, c, 1, 5), Some(vec![1u8; 100]));
+    assert!(upd(&p, c, 2, 100).wait().is_err());
+    assert!(!p.progress());
+    assert!(p.close().is_err(), "close reports the failure");
+    cfg.faults = None;
+    let p = VosPool::open(&cfg).unwrap();
+    assert_eq!(common::get_single(&p, c, 1, 5), Some(vec![1u8; 100]));
+    p.close().unwrap();
+}
