@@ -354,10 +354,8 @@ fn process(sh: &Arc<Shared>, ring: &mut Ring, zeros: &AlignedBuf, tx: &Senders, 
         if let Some((start, end)) = zero_later {
             // On the zeroing thread: a 16 MiB write here would hold up the next batch.
             let job = (file.clone(), path.clone(), gen, start, end);
-            if let Err(std::sync::mpsc::SendError((file, path, gen, start, end))) =
-                tx.zero.send(job)
-            {
-                zero_or_fail(sh, ring, &file, &path, gen, start, end, zeros);
+            if let Err(std::sync::mpsc::SendError(job)) = tx.zero.send(job) {
+                zero_or_fail(sh, ring, zeros, job);
             }
         }
         if let Some(job) = ckpt {
@@ -373,23 +371,15 @@ fn process(sh: &Arc<Shared>, ring: &mut Ring, zeros: &AlignedBuf, tx: &Senders, 
 /// sender (flushers, the pool) is gone.
 pub fn zeroer(sh: Arc<Shared>, zeros: Arc<AlignedBuf>, jobs: std::sync::mpsc::Receiver<ZeroJob>) {
     let mut ring = Ring::new(16);
-    while let Ok((file, path, gen, start, end)) = jobs.recv() {
-        zero_or_fail(&sh, &mut ring, &file, &path, gen, start, end, &zeros);
+    while let Ok(job) = jobs.recv() {
+        zero_or_fail(&sh, &mut ring, &zeros, job);
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn zero_or_fail(
-    sh: &Shared,
-    ring: &mut Ring,
-    file: &WalDev,
-    path: &Path,
-    gen: u64,
-    start: u64,
-    end: u64,
-    zeros: &AlignedBuf,
-) {
-    if let Err(e) = zero_wal(sh, ring, file, path, gen, start, end, zeros) {
+/// Runs one zeroing job; a failure fails the pool like a failed flush.
+fn zero_or_fail(sh: &Shared, ring: &mut Ring, zeros: &AlignedBuf, job: ZeroJob) {
+    let (file, path, gen, start, end) = job;
+    if let Err(e) = zero_wal(sh, ring, &file, &path, gen, start, end, zeros) {
         let leader = sh.st.lock().fail(sh, &e);
         if leader {
             back_out(sh);
