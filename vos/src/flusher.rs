@@ -428,11 +428,10 @@ fn run_checkpoint(sh: &Shared, (snapshot, next_lsn, tail_pos, waiters): CkptJob)
 
 fn take(sh: &Shared, who: Taker) -> Option<Job> {
     let mut st = sh.st.lock();
-    if who == Taker::Caller {
-        st.caller_seen = Some(Instant::now());
-        if st.wal.ckpt_busy || st.pending.builder.is_empty() || !st.pending.data.is_empty() {
-            return None;
-        }
+    if who == Taker::Caller
+        && (st.wal.ckpt_busy || st.pending.builder.is_empty() || !st.pending.data.is_empty())
+    {
+        return None;
     }
     if who == Taker::Thread {
         loop {
@@ -445,7 +444,7 @@ fn take(sh: &Shared, who: Taker) -> Option<Job> {
                 if st.shutdown && !has_work && !st.wal.ckpt_busy {
                     return None;
                 }
-                match st.caller_seen.map(|t| t + CALLER_GRACE) {
+                match sh.caller_until() {
                     // Submitters do not wake this thread for batches a driving caller will take:
                     // look again when its grace runs out.
                     Some(until) if Instant::now() < until => {
@@ -456,8 +455,7 @@ fn take(sh: &Shared, who: Taker) -> Option<Job> {
             }
             // A caller driving `progress` takes batches without data-file writes itself (no
             // thread hand-off on its critical path); leave them to it while it is active.
-            let caller_until = st.caller_seen.map(|t| t + CALLER_GRACE);
-            if let Some(until) = caller_until {
+            if let Some(until) = sh.caller_until() {
                 let leave = !st.shutdown
                     && st.pending.data.is_empty()
                     && !st.pending.builder.is_empty()

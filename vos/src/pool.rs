@@ -99,9 +99,6 @@ pub(crate) struct State {
     pub(crate) unacked: crate::unacked::Unacked,
     /// The group-commit wait policy (`commit_wait`).
     pub(crate) cw: crate::commit_wait::CommitWait,
-    /// When a caller last drove [`VosPool::progress`] (flusher threads leave it small batches
-    /// for a moment after).
-    pub(crate) caller_seen: Option<std::time::Instant>,
 }
 
 pub(crate) struct ReadJob {
@@ -146,6 +143,10 @@ pub(crate) struct Shared {
     /// Something is queued and none of it writes to the data file (what [`VosPool::progress`]
     /// takes): lets `progress` return without the pool lock when there is nothing for it.
     pub(crate) small_pending: std::sync::atomic::AtomicBool,
+    /// When a caller last called [`VosPool::progress`], in ns after `opened` (0: never).
+    /// Flusher threads leave batches without data-file writes to it for `CALLER_GRACE` after.
+    pub(crate) caller_seen_ns: std::sync::atomic::AtomicU64,
+    pub(crate) opened: std::time::Instant,
 }
 
 /// One target's versioned object store. Dropping it (or [`VosPool::close`]) flushes what is queued.
@@ -271,7 +272,6 @@ impl VosPool {
                 last_ckpt: CheckpointStats::default(),
                 unacked: Default::default(),
                 cw: Default::default(),
-                caller_seen: None,
                 read_seq: 0,
                 active_reads: Default::default(),
                 deferred_frees: Vec::new(),
@@ -313,6 +313,8 @@ impl VosPool {
             written_cv: Condvar::new(),
             commit_wait: std::time::Duration::from_micros(cfg.commit_wait_us),
             small_pending: std::sync::atomic::AtomicBool::new(false),
+            caller_seen_ns: std::sync::atomic::AtomicU64::new(0),
+            opened: Instant::now(),
         });
         let zeros = Arc::new(AlignedBuf::zeroed(sh.wal_chunk as usize));
         let mut threads = Vec::new();
@@ -389,6 +391,18 @@ impl VosPool {
     /// it lose nothing (a flusher thread writes every batch, and takes small ones over 1 ms
     /// after the last call).
     pub fn progress(&self) -> bool {
+        let now = (self.sh.opened.elapsed().as_nanos() as u64).max(1);
+        let prev = self
+            .sh
+            .caller_seen_ns
+            .swap(now, std::sync::atomic::Ordering::Relaxed);
+        let grace = flusher::CALLER_GRACE.as_nanos() as u64;
+        if prev == 0 || now.saturating_sub(prev) >= grace {
+            // Becoming active: from now on submitters may skip waking the flusher, so wake it
+            // here (under the pool lock, so it cannot miss this) to look again by a deadline.
+            let _st = self.sh.st.lock();
+            self.sh.flush_cv.notify_all();
+        }
         if !self
             .sh
             .small_pending
@@ -479,10 +493,7 @@ impl VosPool {
         self.sh
             .small_pending
             .store(small, std::sync::atomic::Ordering::Relaxed);
-        let caller_takes = small
-            && st
-                .caller_seen
-                .is_some_and(|t| t.elapsed() < flusher::CALLER_GRACE);
+        let caller_takes = small && self.sh.caller_until().is_some_and(|t| Instant::now() < t);
         if (st.pending.waiters.len() == 1 || batch_complete) && !caller_takes {
             // A flusher waits either for any work or for the expected batch to fill up.
             self.sh.flush_cv.notify_one();
@@ -928,6 +939,17 @@ impl State {
 }
 
 impl Shared {
+    /// Until when a caller driving [`VosPool::progress`] counts as active (None: never called).
+    pub(crate) fn caller_until(&self) -> Option<Instant> {
+        match self
+            .caller_seen_ns
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            0 => None,
+            ns => Some(self.opened + std::time::Duration::from_nanos(ns) + flusher::CALLER_GRACE),
+        }
+    }
+
     /// Answers parked fetches whose operations are now durable (data-file reads go to the
     /// readers). Call without the pool lock.
     pub(crate) fn answer_parked(&self, ready: Vec<crate::unacked::Parked>) {

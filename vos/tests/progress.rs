@@ -22,15 +22,16 @@ fn progress_commits_small_updates_on_the_calling_thread() {
     let (_d, cfg, p) = common::new_pool();
     let c = Uuid::from_u128(1);
     p.cont_create(c).wait().unwrap();
-    // The caller takes the batch unless a flusher thread got it first (possible only if this
-    // thread stalls past the flusher's 1 ms grace between the calls): bounded retries.
+    // A call marks this thread as driving, so the flusher leaves the next batch to it. Should
+    // this thread stall past the 1 ms grace, the flusher may take a first part of the batch
+    // and progress the rest: the last update is always progress's, and done when it returns.
     let mut done_here = false;
     for round in 0..20u64 {
         assert!(!p.progress() || round > 0, "nothing queued yet");
         let fs: Vec<_> = (0..16).map(|i| upd(&p, c, round * 16 + i, 100)).collect();
         if p.progress() {
             assert!(
-                fs.iter().all(|f| f.is_done()),
+                fs.last().unwrap().is_done(),
                 "progress returned before completing its batch"
             );
             done_here = true;
