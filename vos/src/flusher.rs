@@ -270,99 +270,97 @@ pub(crate) fn progress(
 /// Writes one taken batch, acknowledges it in LSN order, and hands on its WAL zeroing and
 /// checkpoint.
 fn process(sh: &Arc<Shared>, ring: &mut Ring, zeros: &AlignedBuf, tx: &Senders, job: Job) {
-    {
-        let Job {
-            mut batch,
-            lsn_first,
-            durable_lsn,
-            gen,
-            file,
-            path,
-            pos,
-            zero,
-            zero_later,
-            ckpt,
-        } = job;
-        let nrec = batch.builder.nrec() as u64;
-        let batch_len = if nrec == 0 {
-            0
-        } else {
-            batch.builder.disk_len()
+    let Job {
+        mut batch,
+        lsn_first,
+        durable_lsn,
+        gen,
+        file,
+        path,
+        pos,
+        zero,
+        zero_later,
+        ckpt,
+    } = job;
+    let nrec = batch.builder.nrec() as u64;
+    let batch_len = if nrec == 0 {
+        0
+    } else {
+        batch.builder.disk_len()
+    };
+    let t_write = Instant::now();
+    let res = write(
+        sh,
+        ring,
+        &batch,
+        lsn_first,
+        durable_lsn,
+        gen,
+        &file,
+        &path,
+        pos,
+        zero,
+        zeros,
+    );
+    // Acknowledge in LSN order.
+    let (failed, leader, ready) = {
+        let mut st = sh.st.lock();
+        while st.wal.acked_lsn != lsn_first {
+            sh.order_cv.wait(&mut st);
+        }
+        let leader = match &res {
+            Err(e) => st.fail(sh, e),
+            Ok(()) => false,
         };
-        let t_write = Instant::now();
-        let res = write(
-            sh,
-            ring,
-            &batch,
-            lsn_first,
-            durable_lsn,
-            gen,
-            &file,
-            &path,
-            pos,
-            zero,
-            zeros,
-        );
-        // Acknowledge in LSN order.
-        let (failed, leader, ready) = {
-            let mut st = sh.st.lock();
-            while st.wal.acked_lsn != lsn_first {
-                sh.order_cv.wait(&mut st);
-            }
-            let leader = match &res {
-                Err(e) => st.fail(sh, e),
-                Ok(()) => false,
-            };
-            for (off, _) in &batch.data {
-                st.inflight.remove(off);
-            }
-            st.wal.acked_lsn = lsn_first + nrec;
-            st.wal.acked_pos = pos + batch_len;
-            // These submitters will likely resubmit right away: the next batch may wait for them.
-            // (A checkpoint-only job writes nothing and answers nobody: it is no sample.)
-            if !batch.waiters.is_empty() {
-                st.cw
-                    .acked(batch.waiters.len(), t_write.elapsed(), Instant::now());
-            }
-            sh.order_cv.notify_all();
-            let mut ready = Vec::new();
-            let body = std::mem::take(&mut batch.builder).into_buffer();
-            if st.spare_bodies.len() < SPARE_BODIES && body.capacity() <= SPARE_BODY_MAX {
-                st.spare_bodies.push(body);
-            }
-            if st.failed.is_none() {
-                st.deferred_frees.extend(batch.frees.iter().copied());
-                st.release_ready_frees();
-                let acked = st.wal.acked_lsn;
-                ready = st.unacked.acked(acked);
-            } else if st.backing_out {
-                // Answered by the back-out, once the index no longer shows this batch.
-                st.failed_waiters.append(&mut batch.waiters);
-            }
-            (st.failed.clone(), leader, ready)
-        };
-        for w in batch.waiters.drain(..) {
-            w.complete(match &failed {
-                None => Ok(()),
-                Some(f) => Err(VosError::Failed(f.clone())),
-            });
+        for (off, _) in &batch.data {
+            st.inflight.remove(off);
         }
-        sh.answer_parked(ready);
-        if leader {
-            back_out(sh);
+        st.wal.acked_lsn = lsn_first + nrec;
+        st.wal.acked_pos = pos + batch_len;
+        // These submitters will likely resubmit right away: the next batch may wait for them.
+        // (A checkpoint-only job writes nothing and answers nobody: it is no sample.)
+        if !batch.waiters.is_empty() {
+            st.cw
+                .acked(batch.waiters.len(), t_write.elapsed(), Instant::now());
         }
-        if let Some((start, end)) = zero_later {
-            // On the zeroing thread: a 16 MiB write here would hold up the next batch.
-            let job = (file.clone(), path.clone(), gen, start, end);
-            if let Err(std::sync::mpsc::SendError(job)) = tx.zero.send(job) {
-                zero_or_fail(sh, ring, zeros, job);
-            }
+        sh.order_cv.notify_all();
+        let mut ready = Vec::new();
+        let body = std::mem::take(&mut batch.builder).into_buffer();
+        if st.spare_bodies.len() < SPARE_BODIES && body.capacity() <= SPARE_BODY_MAX {
+            st.spare_bodies.push(body);
         }
-        if let Some(job) = ckpt {
-            if let Err(std::sync::mpsc::SendError(job)) = tx.ckpt.send(job) {
-                // The checkpointer is gone (it only exits after every flusher): do it here.
-                run_checkpoint(sh, job);
-            }
+        if st.failed.is_none() {
+            st.deferred_frees.extend(batch.frees.iter().copied());
+            st.release_ready_frees();
+            let acked = st.wal.acked_lsn;
+            ready = st.unacked.acked(acked);
+        } else if st.backing_out {
+            // Answered by the back-out, once the index no longer shows this batch.
+            st.failed_waiters.append(&mut batch.waiters);
+        }
+        (st.failed.clone(), leader, ready)
+    };
+    for w in batch.waiters.drain(..) {
+        w.complete(match &failed {
+            None => Ok(()),
+            Some(f) => Err(VosError::Failed(f.clone())),
+        });
+    }
+    sh.answer_parked(ready);
+    if leader {
+        back_out(sh);
+    }
+    if let Some((start, end)) = zero_later {
+        // On the zeroing thread: a 16 MiB write here would hold up the next batch.
+        let job = (file.clone(), path.clone(), gen, start, end);
+        if let Err(std::sync::mpsc::SendError(job)) = tx.zero.send(job) {
+            zero_or_fail(sh, ring, zeros, job);
+        }
+    }
+    if let Some(job) = ckpt {
+        if let Err(std::sync::mpsc::SendError(job)) = tx.ckpt.send(job) {
+            // The checkpointer is gone (it only exits after every flusher): do it here.
+            run_checkpoint(sh, job);
         }
     }
 }
