@@ -312,8 +312,8 @@ fn process(sh: &Arc<Shared>, ring: &mut Ring, zeros: &AlignedBuf, tx: &Senders, 
             Err(e) => st.fail(sh, e),
             Ok(()) => false,
         };
-        for (off, _) in &batch.data {
-            st.inflight.remove(off);
+        for d in &batch.data {
+            st.inflight.remove(&d.off);
         }
         st.wal.acked_lsn = lsn_first + nrec;
         st.wal.acked_pos = pos + batch_len;
@@ -340,6 +340,9 @@ fn process(sh: &Arc<Shared>, ring: &mut Ring, zeros: &AlignedBuf, tx: &Senders, 
         }
         (st.failed.clone(), leader, ready)
     };
+    // The callers' value buffers are free again once their updates complete (one that shares
+    // its DMA buffer with vos can take it back with `Arc::get_mut`).
+    drop(std::mem::take(&mut batch.data));
     for w in batch.waiters.drain(..) {
         w.complete(match &failed {
             None => Ok(()),
@@ -581,10 +584,10 @@ fn write(
         let mut ops: Vec<IoOp<'_>> = batch
             .data
             .iter()
-            .map(|(off, b)| IoOp::Write {
+            .map(|d| IoOp::Write {
                 file: &sh.data,
-                buf: b.as_slice(),
-                off: sh.data_base + *off,
+                buf: &d.buf.as_slice()[..d.len as usize],
+                off: sh.data_base + d.off,
             })
             .collect();
         ops.push(IoOp::Fdatasync { file: &sh.data });

@@ -108,7 +108,7 @@
 //! let pool = VosPool::create(&cfg)?;
 //! let cont = daos_common::ids::Uuid::from_u128(1);
 //! pool.cont_create(cont).wait()?;
-//! let iod = UpdateIod { akey: b"a".to_vec(), value: IodValue::Single(b"hello".to_vec()), flags: 0 };
+//! let iod = UpdateIod { akey: b"a".to_vec(), value: IodValue::Single(b"hello".into()), flags: 0 };
 //! pool.update(cont, Oid::new(0, 1), 10, 0, b"dkey", vec![iod]).wait()?; // durable now
 //! let got = pool.fetch(cont, Oid::new(0, 1), 10, 0, b"dkey", &[FetchIod::Single { akey: b"a".to_vec() }]).wait()?;
 //! assert_eq!(got, vec![Fetched::Single(Some(b"hello".to_vec()))]);
@@ -152,3 +152,4 @@ pub use error::VosError;
 pub use fault::{FaultPoint, Faults};
 pub use pool::{CheckpointStats, RecoveryStats, VosPool};
 pub use types::*;
+pub use uring::AlignedBuf;

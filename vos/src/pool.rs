@@ -54,14 +54,23 @@ pub struct CheckpointStats {
     pub tail_records: u64,
 }
 
-/// A large value copied into an aligned buffer, with its crc32c.
-type Prepared = Option<(Arc<AlignedBuf>, u32)>;
+/// A large value in an aligned buffer (copied into one, or the caller's own), the bytes of it
+/// to write (its length rounded up to 4 KiB), and its crc32c.
+type Prepared = Option<(Arc<AlignedBuf>, u64, u32)>;
+
+/// One data-file write of a batch: `len` bytes of `buf` (its value rounded up to 4 KiB) at
+/// data-file offset `off`.
+pub(crate) struct DataWrite {
+    pub(crate) off: u64,
+    pub(crate) buf: Arc<AlignedBuf>,
+    pub(crate) len: u64,
+}
 
 #[derive(Default)]
 pub(crate) struct Pending {
     pub(crate) builder: BatchBuilder,
     pub(crate) waiters: Vec<Completer<Result<()>>>,
-    pub(crate) data: Vec<(u64, Arc<AlignedBuf>)>,
+    pub(crate) data: Vec<DataWrite>,
     /// Extents this batch frees: (read sequence at free time, offset, length).
     pub(crate) frees: Vec<(u64, u64, u64)>,
 }
@@ -448,12 +457,7 @@ impl VosPool {
     }
 
     /// Queues `op` (already validated) in the next WAL batch and applies it to the index.
-    fn log(
-        &self,
-        st: &mut State,
-        op: IndexOp,
-        data: Vec<(u64, Arc<AlignedBuf>)>,
-    ) -> Completion<Result<()>> {
+    fn log(&self, st: &mut State, op: IndexOp, data: Vec<DataWrite>) -> Completion<Result<()>> {
         let lsn = st.next_lsn + st.pending.builder.nrec() as u64;
         match &op {
             IndexOp::Update { cont, oid, .. }
@@ -465,8 +469,8 @@ impl VosPool {
             | IndexOp::Discard { cont, .. } => st.unacked.mark(lsn, *cont, None),
         }
         st.pending.builder.push(&op);
-        for (off, b) in &data {
-            st.inflight.insert(*off, b.clone());
+        for d in &data {
+            st.inflight.insert(d.off, d.buf.clone());
         }
         st.pending.data.extend(data);
         let rescan = matches!(
@@ -595,9 +599,16 @@ impl VosPool {
         iods: Vec<UpdateIod>,
     ) -> Completion<Result<()>> {
         let thr = self.sh.hdr.inline_threshold as usize;
-        // Copy + checksum large values before taking the lock.
-        let big = |b: &Vec<u8>| {
-            (b.len() > thr).then(|| (Arc::new(AlignedBuf::from_slice(b)), crc32c::crc32c(b)))
+        // Copy (unless given aligned) + checksum large values before taking the lock.
+        let big = |b: &IoBuf| {
+            (b.len() > thr).then(|| {
+                let len = crate::uring::align_up(b.len() as u64);
+                let buf = match b.aligned_parts() {
+                    Some((a, _)) => a.clone(),
+                    None => Arc::new(AlignedBuf::from_slice(b)),
+                };
+                (buf, len, crc32c::crc32c(b))
+            })
         };
         let prepared: Vec<Vec<Prepared>> = iods
             .iter()
@@ -620,7 +631,7 @@ impl VosPool {
             .iter()
             .flatten()
             .flatten()
-            .map(|(b, _)| b.len() as u64)
+            .map(|(_, len, _)| *len)
             .sum();
         if need > st.alloc.free_bytes() {
             return failed(VosError::NoSpace {
@@ -641,7 +652,7 @@ impl VosPool {
                             extents.iter().map(|(_, b)| b.len() as u64).sum()
                         }
                     };
-                    let big: u64 = p.iter().flatten().map(|(b, _)| b.len() as u64).sum();
+                    let big: u64 = p.iter().flatten().map(|(_, len, _)| *len).sum();
                     96 + i.akey.len() as u64 + 40 * p.len() as u64 + inline.saturating_sub(big)
                 })
                 .sum::<u64>();
@@ -658,20 +669,17 @@ impl VosPool {
         let mut op_iods = Vec::with_capacity(iods.len());
         for (iod, prep) in iods.into_iter().zip(prepared) {
             let mut prep = prep.into_iter();
-            let mut place = |bytes: Vec<u8>, st: &mut State| -> Result<Payload> {
+            let mut place = |bytes: IoBuf, st: &mut State| -> Result<Payload> {
                 match prep.next().flatten() {
-                    None => Ok(Payload::Inline(bytes)),
-                    Some((buf, crc)) => {
+                    None => Ok(Payload::Inline(bytes.into_vec())),
+                    Some((buf, len, crc)) => {
                         let free = st.alloc.free_bytes();
-                        let off = st
-                            .alloc
-                            .reserve(buf.len() as u64)
-                            .ok_or(VosError::NoSpace {
-                                tier: "data file (fragmented)",
-                                need: buf.len() as u64,
-                                free,
-                            })?;
-                        data.push((off, buf));
+                        let off = st.alloc.reserve(len).ok_or(VosError::NoSpace {
+                            tier: "data file (fragmented)",
+                            need: len,
+                            free,
+                        })?;
+                        data.push(DataWrite { off, buf, len });
                         Ok(Payload::Extent {
                             off,
                             len: bytes.len() as u32,
@@ -694,8 +702,8 @@ impl VosPool {
                     value,
                 }),
                 Err(e) => {
-                    for (off, b) in &data {
-                        st.alloc.release(*off, b.len() as u64);
+                    for d in &data {
+                        st.alloc.release(d.off, d.len);
                     }
                     return failed(e);
                 }

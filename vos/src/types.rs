@@ -84,15 +84,111 @@ pub mod cond {
     pub const PER_AKEY: u64 = 128;
 }
 
+/// The bytes of one value given to an update.
+///
+/// From a `Vec<u8>` (`.into()`), a value that goes to the data file is copied into a 4 KiB
+/// aligned buffer first (O_DIRECT needs one). From an aligned buffer ([`IoBuf::aligned`]) it is
+/// written as it is, without a copy, the way a DAOS engine writes from the registered DMA buffer
+/// a bulk transfer landed in; such a buffer may back several updates at once (vos only reads
+/// it). A small value is kept inline in the WAL record either way.
+#[derive(Clone)]
+pub struct IoBuf(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Vec(Vec<u8>),
+    Aligned(std::sync::Arc<crate::uring::AlignedBuf>, usize),
+}
+
+impl IoBuf {
+    /// The first `len` bytes of `buf`; `DER_INVAL` if `buf` is shorter.
+    pub fn aligned(
+        buf: std::sync::Arc<crate::uring::AlignedBuf>,
+        len: usize,
+    ) -> crate::error::Result<IoBuf> {
+        if len > buf.len() {
+            return Err(crate::error::VosError::Invalid(format!(
+                "value of {len} bytes in an aligned buffer of {} bytes",
+                buf.len()
+            )));
+        }
+        Ok(IoBuf(Repr::Aligned(buf, len)))
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Vec(v) => v,
+            Repr::Aligned(b, n) => &b.as_slice()[..*n],
+        }
+    }
+
+    /// The bytes as a `Vec` (no copy for one made from a `Vec`).
+    pub fn into_vec(self) -> Vec<u8> {
+        match self.0 {
+            Repr::Vec(v) => v,
+            Repr::Aligned(..) => self.as_slice().to_vec(),
+        }
+    }
+
+    /// The aligned buffer behind this value and its length, if it was given as one.
+    pub(crate) fn aligned_parts(
+        &self,
+    ) -> Option<(&std::sync::Arc<crate::uring::AlignedBuf>, usize)> {
+        match &self.0 {
+            Repr::Vec(_) => None,
+            Repr::Aligned(b, n) => Some((b, *n)),
+        }
+    }
+}
+
+impl std::ops::Deref for IoBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl From<Vec<u8>> for IoBuf {
+    fn from(v: Vec<u8>) -> IoBuf {
+        IoBuf(Repr::Vec(v))
+    }
+}
+
+impl From<&[u8]> for IoBuf {
+    fn from(v: &[u8]) -> IoBuf {
+        IoBuf(Repr::Vec(v.to_vec()))
+    }
+}
+
+impl<const N: usize> From<&[u8; N]> for IoBuf {
+    fn from(v: &[u8; N]) -> IoBuf {
+        IoBuf(Repr::Vec(v.to_vec()))
+    }
+}
+
+impl PartialEq for IoBuf {
+    fn eq(&self, other: &IoBuf) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for IoBuf {}
+
+impl std::fmt::Debug for IoBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_slice().fmt(f)
+    }
+}
+
 /// The value part of one update descriptor.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IodValue {
     /// A single value, replaced whole.
-    Single(Vec<u8>),
+    Single(IoBuf),
     /// Array extents of `rsize`-byte records; each buffer holds exactly `recx.nr * rsize` bytes.
     Array {
         rsize: u32,
-        extents: Vec<(Recx, Vec<u8>)>,
+        extents: Vec<(Recx, IoBuf)>,
     },
 }
 

@@ -12,7 +12,7 @@ fn arr(idx: u64, data: Vec<u8>) -> Vec<UpdateIod> {
         akey: b"arr".to_vec(),
         value: IodValue::Array {
             rsize: 1,
-            extents: vec![(Recx::new(idx, data.len() as u64), data)],
+            extents: vec![(Recx::new(idx, data.len() as u64), data.into())],
         },
         flags: 0,
     }]

@@ -10,7 +10,7 @@ use vos::*;
 fn sv(akey: &str, v: &[u8], flags: u64) -> UpdateIod {
     UpdateIod {
         akey: akey.into(),
-        value: IodValue::Single(v.to_vec()),
+        value: IodValue::Single(v.into()),
         flags,
     }
 }
@@ -49,7 +49,7 @@ fn fetch_with_size_zero_learns_the_size_without_data() {
             akey: b"arr".to_vec(),
             value: IodValue::Array {
                 rsize: 8,
-                extents: vec![(Recx::new(0, 2), vec![1; 16])],
+                extents: vec![(Recx::new(0, 2), vec![1; 16].into())],
             },
             flags: 0,
         }],

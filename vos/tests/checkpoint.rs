@@ -12,7 +12,7 @@ use vos::*;
 fn sv(v: &[u8]) -> Vec<UpdateIod> {
     vec![UpdateIod {
         akey: b"a".to_vec(),
-        value: IodValue::Single(v.to_vec()),
+        value: IodValue::Single(v.into()),
         flags: 0,
     }]
 }

@@ -38,7 +38,7 @@ fn three_batches() -> (tempfile::TempDir, PoolConfig) {
     for i in 0..3u64 {
         let iod = UpdateIod {
             akey: b"a".to_vec(),
-            value: IodValue::Single(vec![i as u8; 100]),
+            value: IodValue::Single(vec![i as u8; 100].into()),
             flags: 0,
         };
         p.update(c, Oid::new(0, i), 1, 0, b"d", vec![iod])
@@ -92,7 +92,7 @@ fn flipped_byte_in_wal_tail_is_discarded_cleanly() {
         b"d",
         vec![UpdateIod {
             akey: b"a".to_vec(),
-            value: IodValue::Single(b"new".to_vec()),
+            value: IodValue::Single(b"new".into()),
             flags: 0,
         }],
     )
@@ -198,7 +198,7 @@ fn damaged_data_extent_is_a_checksum_error_on_fetch() {
         b"d",
         vec![UpdateIod {
             akey: b"a".to_vec(),
-            value: IodValue::Single(v),
+            value: IodValue::Single(v.into()),
             flags: 0,
         }],
     )
@@ -261,7 +261,7 @@ fn random_damage_to_any_file_is_a_clean_open_or_a_clear_error_never_wrong_bytes(
         let put = |i: u64| {
             let iod = UpdateIod {
                 akey: b"a".to_vec(),
-                value: IodValue::Single(value(i)),
+                value: IodValue::Single(value(i).into()),
                 flags: 0,
             };
             p.update(c, Oid::new(0, i), 1, 0, b"d", vec![iod])
@@ -416,7 +416,7 @@ fn a_wal_cut_short_after_a_clean_close_is_an_error_not_lost_updates() {
     let c = Uuid::from_u128(1);
     let iod = UpdateIod {
         akey: b"a".to_vec(),
-        value: IodValue::Single(vec![9; 100]),
+        value: IodValue::Single(vec![9; 100].into()),
         flags: 0,
     };
     p.update(c, Oid::new(0, 7), 1, 0, b"d", vec![iod])

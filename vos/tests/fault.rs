@@ -13,7 +13,7 @@ use vos::*;
 fn sv(akey: &str, v: &[u8]) -> UpdateIod {
     UpdateIod {
         akey: akey.into(),
-        value: IodValue::Single(v.to_vec()),
+        value: IodValue::Single(v.into()),
         flags: 0,
     }
 }

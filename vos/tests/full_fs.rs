@@ -105,7 +105,7 @@ fn a_pool_larger_than_its_file_system_is_nospace_at_create() {
         b"d",
         vec![UpdateIod {
             akey: b"a".to_vec(),
-            value: IodValue::Single(v.clone()),
+            value: IodValue::Single(v.clone().into()),
             flags: 0,
         }],
     )

@@ -37,7 +37,7 @@ fn put(p: &VosPool, c: Uuid, range: std::ops::Range<u64>) {
                 b"d",
                 vec![UpdateIod {
                     akey: b"a".to_vec(),
-                    value: IodValue::Single(val(i)),
+                    value: IodValue::Single(val(i).into()),
                     flags: 0,
                 }],
             )

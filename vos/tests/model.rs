@@ -10,7 +10,7 @@ use vos::*;
 fn sv(akey: &str, v: &[u8]) -> UpdateIod {
     UpdateIod {
         akey: akey.into(),
-        value: IodValue::Single(v.to_vec()),
+        value: IodValue::Single(v.into()),
         flags: 0,
     }
 }
@@ -83,7 +83,7 @@ fn arrays_overlay_and_report_holes_including_large_extents() {
             akey: b"arr".to_vec(),
             value: IodValue::Array {
                 rsize,
-                extents: ext,
+                extents: ext.into_iter().map(|(r, b)| (r, b.into())).collect(),
             },
             flags: 0,
         }]
@@ -650,7 +650,7 @@ fn absurd_extents_are_invalid_not_a_crash() {
                 akey: b"a".to_vec(),
                 value: IodValue::Array {
                     rsize: 8,
-                    extents: vec![(r, vec![0; n])],
+                    extents: vec![(r, vec![0; n].into())],
                 },
                 flags: 0,
             }],

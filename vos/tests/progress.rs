@@ -11,7 +11,7 @@ use vos::*;
 fn upd(p: &VosPool, c: Uuid, i: u64, len: usize) -> Completion<Result<(), VosError>> {
     let iod = UpdateIod {
         akey: b"a".to_vec(),
-        value: IodValue::Single(vec![(i % 251) as u8; len]),
+        value: IodValue::Single(vec![(i % 251) as u8; len].into()),
         flags: 0,
     };
     p.update(c, Oid::new(0, i), 1, 0, b"d", vec![iod])
@@ -130,7 +130,7 @@ fn a_failed_flush_on_the_calling_thread_backs_out_like_one_on_the_flusher() {
     assert!(!p.progress());
     let iod = UpdateIod {
         akey: b"a".to_vec(),
-        value: IodValue::Single(vec![77; 100]),
+        value: IodValue::Single(vec![77; 100].into()),
         flags: 0,
     };
     let f = p.update(c, Oid::new(0, 1), 2, 0, b"d", vec![iod]);

@@ -320,7 +320,7 @@ fn write(p: &VosPool, c: Uuid, op: &Op) -> Result<(), VosError> {
         } => {
             let iod = UpdateIod {
                 akey: akey(a),
-                value: IodValue::Single(vec![fill; len]),
+                value: IodValue::Single(vec![fill; len].into()),
                 flags: 0,
             };
             p.update(c, Oid::new(0, o as u64), e, 0, &[d], vec![iod])
@@ -340,7 +340,10 @@ fn write(p: &VosPool, c: Uuid, op: &Op) -> Result<(), VosError> {
                     rsize: 1,
                     extents: vec![(
                         Recx::new(idx, nr),
-                        (idx..idx + nr).map(|i| rec(fill, i)).collect(),
+                        (idx..idx + nr)
+                            .map(|i| rec(fill, i))
+                            .collect::<Vec<u8>>()
+                            .into(),
                     )],
                 },
                 flags: 0,
@@ -381,7 +384,7 @@ proptest! {
                     write(&p, c, &op).unwrap()
                 }
                 Op::CondInsert { o, d, a, e, fill } => {
-                    let iod = UpdateIod { akey: akey(a), value: IodValue::Single(vec![fill; 7]), flags: 0 };
+                    let iod = UpdateIod { akey: akey(a), value: IodValue::Single(vec![fill; 7].into()), flags: 0 };
                     let r = p.update(c, Oid::new(0, o as u64), e, cond::AKEY_INSERT, &[d], vec![iod]).wait();
                     let exists = m.single(o, d, a, e).is_some();
                     if e <= m.agg {

@@ -47,7 +47,7 @@ fn main() {
     for i in 0.. {
         let iod = UpdateIod {
             akey: b"v".to_vec(),
-            value: IodValue::Single(value(round, i)),
+            value: IodValue::Single(value(round, i).into()),
             flags: 0,
         };
         inflight.push_back((

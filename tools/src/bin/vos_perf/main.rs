@@ -23,7 +23,10 @@ use clap::Parser;
 use daos_common::ids::Uuid;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
-use vos::{FetchIod, Fetched, IodValue, Oid, PoolConfig, Recx, ScmClass, UpdateIod, VosPool};
+use vos::{
+    AlignedBuf, FetchIod, Fetched, IoBuf, IodValue, Oid, PoolConfig, Recx, ScmClass, UpdateIod,
+    VosPool,
+};
 
 #[derive(Parser, Debug)]
 #[command(about = "vos benchmark with a fio anchor on the same bdev path")]
@@ -73,6 +76,11 @@ struct Args {
     /// Skip the fio anchor.
     #[arg(long)]
     no_fio: bool,
+    /// Give every update its own copy of the value as a `Vec` (vos copies it into an aligned
+    /// buffer). By default all updates share one aligned buffer, written without a copy, as
+    /// DAOS's vos_perf reuses one buffer and an engine writes from its bulk buffers.
+    #[arg(long)]
+    copy_values: bool,
     /// Repeat every case this many times on a fresh pool, fio beside vos each time (fio first
     /// in every other round); a case reports medians and the median of the per-round ratios.
     #[arg(long, default_value_t = 3)]
@@ -283,7 +291,7 @@ fn recovery(args: &Args, n: u64) -> Result<serde_json::Value, String> {
             b"d",
             vec![UpdateIod {
                 akey: b"a".to_vec(),
-                value: IodValue::Single(vec![i as u8; 64]),
+                value: IodValue::Single(vec![i as u8; 64].into()),
                 flags: 0,
             }],
         );
@@ -345,7 +353,7 @@ fn checkpoint_stall(pool: &Arc<VosPool>, cont: Uuid, n: u64) -> Result<serde_jso
                 if update {
                     let iod = UpdateIod {
                         akey: b"probe".to_vec(),
-                        value: IodValue::Single(count.to_le_bytes().to_vec()),
+                        value: IodValue::Single(count.to_le_bytes().to_vec().into()),
                         flags: 0,
                     };
                     pool.update(cont, Oid::new(1, count % 1000), 2, 0, b"d", vec![iod])
@@ -430,7 +438,12 @@ fn run(args: Args) -> Result<(), String> {
         }
     }
     let (dk, ak) = (args.dkeys, args.akeys);
-    let payload = Arc::new((0..size).map(|i| (i * 31 + 7) as u8).collect::<Vec<u8>>());
+    let bytes: Vec<u8> = (0..size).map(|i| (i * 31 + 7) as u8).collect();
+    let payload = Arc::new(Payload {
+        copy: args.copy_values,
+        buf: IoBuf::aligned(Arc::new(AlignedBuf::from_slice(&bytes)), bytes.len())
+            .map_err(|e| e.to_string())?,
+    });
     let rounds = args.rounds.max(1);
     let mut measured: Vec<Vec<Measured>> = ops.iter().map(|_| Vec::new()).collect();
     let mut space = None;
@@ -605,7 +618,7 @@ fn run(args: Args) -> Result<(), String> {
     let out = json!({
         "config": {"objects": args.objects, "dkeys": args.dkeys, "akeys": args.akeys, "size": size,
                    "type": args.kind, "queue_depth": args.queue_depth, "scm": args.scm, "scm_class": format!("{:?}", args.scm_class).to_lowercase(), "bdev": args.bdev,
-                   "inline_threshold": args.inline_threshold, "flushers": args.flushers, "wal_sync": args.wal_sync,
+                   "inline_threshold": args.inline_threshold, "flushers": args.flushers, "wal_sync": args.wal_sync, "copy_values": args.copy_values,
                    "rounds": rounds, "slices": args.slices.map_or_else(|| json!({"update": 1, "fetch": 4}), |n| json!(n))},
         "space": space,
         "cases": cases,
@@ -731,14 +744,31 @@ fn fio_iops_of(c: &serde_json::Value) -> f64 {
     c["fio_iops"].as_f64().unwrap_or(0.0)
 }
 
-fn iod(akey: Vec<u8>, array: bool, payload: &[u8]) -> UpdateIod {
+/// The value every update writes: one shared aligned buffer, or (`--copy-values`) a fresh
+/// `Vec` copy of it per update.
+struct Payload {
+    copy: bool,
+    buf: IoBuf,
+}
+
+impl Payload {
+    fn value(&self) -> IoBuf {
+        if self.copy {
+            self.buf.as_slice().to_vec().into()
+        } else {
+            self.buf.clone()
+        }
+    }
+}
+
+fn iod(akey: Vec<u8>, array: bool, payload: &Payload) -> UpdateIod {
     let value = if array {
         IodValue::Array {
             rsize: 1,
-            extents: vec![(Recx::new(0, payload.len() as u64), payload.to_vec())],
+            extents: vec![(Recx::new(0, payload.buf.len() as u64), payload.value())],
         }
     } else {
-        IodValue::Single(payload.to_vec())
+        IodValue::Single(payload.value())
     };
     UpdateIod {
         akey,
