@@ -1,8 +1,9 @@
 //! Child for the vos crash test: opens (or creates) a pool, then updates forever with 8 in
 //! flight, printing `ACK <round> <i>` once each update is durable. The parent SIGKILLs it.
-//! Values are a pure function of (round, i), so the parent can check exact bytes.
+//! Values are a pure function of (round, i), so the parent can check exact bytes. Half of them
+//! are given as aligned buffers (`IoBuf::aligned`, written without a copy), half as `Vec`s.
 
-use vos::{IodValue, Oid, PoolConfig, UpdateIod, VosPool};
+use vos::{AlignedBuf, IoBuf, IodValue, Oid, PoolConfig, UpdateIod, VosPool};
 
 /// The value written for update `i` of `round`: sizes cross the 4 KiB inline threshold.
 pub fn value(round: u64, i: u64) -> Vec<u8> {
@@ -45,9 +46,16 @@ fn main() {
     println!("READY");
     let mut inflight = std::collections::VecDeque::new();
     for i in 0.. {
+        let v = value(round, i);
+        let buf = if i % 8 < 4 {
+            IoBuf::from(v)
+        } else {
+            let len = v.len();
+            IoBuf::aligned(std::sync::Arc::new(AlignedBuf::from_slice(&v)), len).expect("fits")
+        };
         let iod = UpdateIod {
             akey: b"v".to_vec(),
-            value: IodValue::Single(value(round, i).into()),
+            value: IodValue::Single(buf),
             flags: 0,
         };
         inflight.push_back((
