@@ -76,10 +76,15 @@ impl VosError {
             source,
         }
     }
-    /// A copy of a read error for each fetch that waited on the same read (`Checksum` and `Io`
-    /// keep their kind, path and errno; anything else becomes its message).
+    /// A copy of a read error for each fetch that waited on the same read (`Checksum`, `Io`
+    /// and `NoSpace` keep their kind, path and errno; anything else becomes its message).
     pub(crate) fn duplicate(&self) -> Self {
         match self {
+            VosError::NoSpace { tier, need, free } => VosError::NoSpace {
+                tier,
+                need: *need,
+                free: *free,
+            },
             VosError::Checksum { path, offset, len } => VosError::Checksum {
                 path: path.clone(),
                 offset: *offset,

@@ -189,6 +189,15 @@ pub struct WalState {
     pub ckpt_busy: bool,
     /// A checkpoint is being made (at most one at a time).
     pub ckpt_running: bool,
+    /// Since when the WAL cannot grow (its file system is full, `ENOSPC`): records that do not
+    /// fit below `alloc` are refused with `DER_NOSPACE` at submission; retried every
+    /// [`GROW_RETRY`].
+    pub nospace_at: Option<Instant>,
+    /// A grow retry is zeroing past `alloc`: nothing else zeroes there meanwhile.
+    pub growing: bool,
+    /// Checkpoints that failed for lack of space in a row, and when the next one may start.
+    pub ckpt_nospace: u32,
+    pub ckpt_retry_at: Option<Instant>,
 }
 
 struct Job {
@@ -235,8 +244,20 @@ pub struct Senders {
     pub zero: std::sync::mpsc::Sender<ZeroJob>,
 }
 
-/// A WAL chunk to pre-zero: (WAL, its label, generation, start, end).
-pub type ZeroJob = (Arc<WalDev>, PathBuf, u64, u64, u64);
+/// A WAL range to pre-zero.
+pub struct ZeroJob {
+    pub file: Arc<WalDev>,
+    pub path: PathBuf,
+    pub gen: u64,
+    pub start: u64,
+    pub end: u64,
+    /// A new try to grow a WAL that could not (its file system was full): the range is not
+    /// claimed, nothing is placed there until the zeroing succeeded.
+    pub grow: bool,
+}
+
+/// How often a full WAL tries again to grow (while updates are refused with `DER_NOSPACE`).
+pub(crate) const GROW_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Who takes a batch: a flusher thread, or the caller of `VosPool::progress`.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -355,7 +376,14 @@ fn process(sh: &Arc<Shared>, ring: &mut Ring, zeros: &AlignedBuf, tx: &Senders, 
     }
     if let Some((start, end)) = zero_later {
         // On the zeroing thread: a 16 MiB write here would hold up the next batch.
-        let job = (file.clone(), path.clone(), gen, start, end);
+        let job = ZeroJob {
+            file: file.clone(),
+            path: path.clone(),
+            gen,
+            start,
+            end,
+            grow: false,
+        };
         if let Err(std::sync::mpsc::SendError(job)) = tx.zero.send(job) {
             zero_or_fail(sh, ring, zeros, job);
         }
@@ -377,15 +405,120 @@ pub fn zeroer(sh: Arc<Shared>, zeros: Arc<AlignedBuf>, jobs: std::sync::mpsc::Re
     }
 }
 
-/// Runs one zeroing job; a failure fails the pool like a failed flush.
+/// Runs one zeroing job. A full file system only stops the WAL from growing (updates that do
+/// not fit in what is zeroed get `DER_NOSPACE`); any other failure fails the pool like a failed
+/// flush.
 fn zero_or_fail(sh: &Shared, ring: &mut Ring, zeros: &AlignedBuf, job: ZeroJob) {
-    let (file, path, gen, start, end) = job;
-    if let Err(e) = zero_wal(sh, ring, &file, &path, gen, start, end, zeros) {
-        let leader = sh.st.lock().fail(sh, &e);
+    let res = if job.grow {
+        grow_wal(sh, ring, zeros, &job)
+    } else {
+        zero_wal(
+            sh, ring, &job.file, &job.path, job.gen, job.start, job.end, zeros,
+        )
+    };
+    if let Err(e) = res {
+        let leader = {
+            let mut st = sh.st.lock();
+            if is_nospace(&e) && st.failed.is_none() {
+                if st.wal.gen == job.gen {
+                    wal_full(sh, &mut st, &e);
+                }
+                false
+            } else {
+                st.fail(sh, &e)
+            }
+        };
         if leader {
             back_out(sh);
         }
     }
+}
+
+fn is_nospace(e: &VosError) -> bool {
+    use daos_common::DaosErrno;
+    e.der() == daos_common::Der::Nospace
+}
+
+/// The WAL could not be extended (`e`: its file system is full): give back what was claimed
+/// past the zeroed end, so only records that fit there are taken from now on.
+fn wal_full(sh: &Shared, st: &mut crate::pool::State, e: &VosError) {
+    if st.wal.nospace_at.is_none() {
+        tracing::warn!(error = %e, wal = %st.wal.path.display(), zeroed = st.wal.zeroed_to,
+            "WAL cannot grow: updates that do not fit get DER_NOSPACE until space is freed");
+    }
+    st.wal.nospace_at = Some(Instant::now());
+    st.wal.alloc = st.wal.zeroed_to;
+    sh.order_cv.notify_all();
+}
+
+/// A grow retry: zeroes the chunk past the end of a full WAL; if that worked, the WAL takes
+/// records there again.
+fn grow_wal(sh: &Shared, ring: &mut Ring, zeros: &AlignedBuf, job: &ZeroJob) -> Result<()> {
+    let WalDev::File {
+        file,
+        limit: u64::MAX,
+        ..
+    } = &*job.file
+    else {
+        return Ok(());
+    };
+    {
+        let mut st = sh.st.lock();
+        let current = st.wal.gen == job.gen
+            && st.wal.alloc == job.start
+            && st.wal.zeroed_to == job.start
+            && st.failed.is_none()
+            && !st.wal.growing;
+        if !current {
+            return Ok(()); // space came back another way, or a checkpoint switched the WAL
+        }
+        st.wal.growing = true;
+    }
+    let res = write_zeros(ring, file, zeros, job.start, job.end);
+    let mut st = sh.st.lock();
+    st.wal.growing = false;
+    if res.is_ok() && st.wal.gen == job.gen {
+        st.wal.zeroed_to = st.wal.zeroed_to.max(job.end);
+        st.wal.alloc = st.wal.alloc.max(job.end);
+        st.wal.nospace_at = None;
+        tracing::info!(wal = %job.path.display(), "WAL can grow again");
+    }
+    sh.order_cv.notify_all();
+    res.map_err(|e| VosError::io(&job.path, e))
+}
+
+/// Writes zeros over `[start, end)` of `file`.
+fn write_zeros(
+    ring: &mut Ring,
+    file: &File,
+    zeros: &AlignedBuf,
+    start: u64,
+    end: u64,
+) -> std::io::Result<()> {
+    let mut ops = Vec::new();
+    let mut off = start;
+    while off < end {
+        let n = ((end - off) as usize).min(zeros.len());
+        ops.push(IoOp::Write {
+            file,
+            buf: &zeros.as_slice()[..n],
+            off,
+        });
+        off += n as u64;
+    }
+    for r in ring.run(&mut ops) {
+        match r {
+            // A short write extending a file means there was no room for the rest (POSIX): the
+            // file system is full, as the next write would say with ENOSPC.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+            r => {
+                r?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The checkpointer thread: makes each checkpoint handed over by a flusher. Exits once every
@@ -409,8 +542,22 @@ fn run_checkpoint(sh: &Shared, (snapshot, next_lsn, tail_pos, waiters): CkptJob)
         st.wal.ckpt_busy = false;
         st.wal.ckpt_running = false;
         match &r {
+            Err(e) if is_nospace(e) && st.failed.is_none() => {
+                // No room for the checkpoint (or the next WAL): the current WAL stays in use
+                // and the checkpoint is tried again later: after 1 s, doubling up to 32 s.
+                st.wal.ckpt_nospace += 1;
+                let wait = CKPT_RETRY * (1u32 << st.wal.ckpt_nospace.min(6));
+                st.wal.ckpt_retry_at = Some(Instant::now() + wait.min(CKPT_RETRY_MAX));
+                tracing::warn!(error = %e, retry_s = wait.min(CKPT_RETRY_MAX).as_secs_f64(),
+                    "checkpoint failed for lack of space; the WAL goes on");
+                false
+            }
             Err(e) => st.fail(sh, e),
-            Ok(()) => false,
+            Ok(()) => {
+                st.wal.ckpt_nospace = 0;
+                st.wal.ckpt_retry_at = None;
+                false
+            }
         }
     };
     if leader {
@@ -419,13 +566,17 @@ fn run_checkpoint(sh: &Shared, (snapshot, next_lsn, tail_pos, waiters): CkptJob)
     sh.flush_cv.notify_all();
     sh.order_cv.notify_all();
     for w in waiters {
-        w.complete(
-            r.as_ref()
-                .map(|_| ())
-                .map_err(|e| VosError::Failed(e.to_string())),
-        );
+        w.complete(r.as_ref().map(|_| ()).map_err(|e| match e {
+            VosError::NoSpace { .. } | VosError::Io { .. } => e.duplicate(),
+            _ => VosError::Failed(e.to_string()),
+        }));
     }
 }
+
+/// Half the first wait before a checkpoint that failed for lack of space is tried again
+/// (doubled per failure in a row, up to 64 times this), and the longest wait.
+const CKPT_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
+const CKPT_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn take(sh: &Shared, who: Taker) -> Option<Job> {
     let mut st = sh.st.lock();
@@ -513,20 +664,25 @@ fn take(sh: &Shared, who: Taker) -> Option<Job> {
         }
     );
     if pos + len > st.wal.alloc {
-        // This batch's own region is not claimed yet: zero it before writing.
+        // This batch's own region is not claimed yet: zero it before writing (only what it
+        // needs while the WAL's file system is full: it was queued before that was known).
         let start = st.wal.alloc;
+        if st.wal.nospace_at.is_some() {
+            st.wal.alloc = pos + len;
+        }
         while pos + len > st.wal.alloc {
             st.wal.alloc += sh.wal_chunk;
         }
         zero = Some((start, st.wal.alloc));
-    } else if plain && pos + len + sh.wal_chunk / 2 > st.wal.alloc {
+    } else if plain && st.wal.nospace_at.is_none() && pos + len + sh.wal_chunk / 2 > st.wal.alloc {
         // Half a chunk left: zero the next chunk after this batch is acknowledged, so later
         // batches normally find their region already zeroed (no 16 MiB write in their path).
         zero_later = Some((st.wal.alloc, st.wal.alloc + sh.wal_chunk));
         st.wal.alloc += sh.wal_chunk;
     }
-    let due =
-        !st.wal.ckpt_running && (st.wal.pos > sh.wal_ckpt_bytes || !st.ckpt_waiters.is_empty());
+    let retry_ok = st.wal.ckpt_retry_at.is_none_or(|t| Instant::now() >= t);
+    let due = !st.wal.ckpt_running
+        && ((st.wal.pos > sh.wal_ckpt_bytes && retry_ok) || !st.ckpt_waiters.is_empty());
     let ckpt = (due && st.failed.is_none()).then(|| {
         // A copy of the index under the lock (the encode runs outside it). Batches keep flowing
         // into this WAL while the checkpoint is made, except on a kdev WAL region.
@@ -602,10 +758,20 @@ fn write(
         return Ok(());
     }
     let buf = batch.builder.seal(gen, lsn_first, durable_lsn);
+    let end = pos + buf.len() as u64;
     {
         let mut st = sh.st.lock();
-        while st.wal.zeroed_to < pos + buf.len() as u64 && st.failed.is_none() && st.wal.gen == gen
-        {
+        while st.wal.zeroed_to < end && st.failed.is_none() && st.wal.gen == gen {
+            if st.wal.alloc < end {
+                // The chunk claimed for this batch was given back (the file system filled up
+                // meanwhile): zero just this batch's region, here.
+                let start = st.wal.alloc;
+                st.wal.alloc = end;
+                drop(st);
+                zero_wal(sh, ring, file, path, gen, start, end, zeros)?;
+                st = sh.st.lock();
+                continue;
+            }
             sh.order_cv.wait(&mut st);
         }
         if let Some(f) = &st.failed {
@@ -684,34 +850,28 @@ fn zero_wal(
     };
     {
         let mut st = sh.st.lock();
-        while st.wal.zeroed_to < start && st.failed.is_none() && st.wal.gen == gen {
+        while (st.wal.zeroed_to < start || st.wal.growing)
+            && st.failed.is_none()
+            && st.wal.gen == gen
+            && start < st.wal.alloc
+        {
             sh.order_cv.wait(&mut st);
         }
         if st.wal.gen != gen {
             return Ok(()); // a checkpoint replaced this WAL file meanwhile
         }
+        if start >= st.wal.alloc {
+            return Ok(()); // given back when the file system filled up: nothing is placed here
+        }
     }
-    let mut ops = Vec::new();
-    let mut off = start;
-    while off < end {
-        ops.push(IoOp::Write {
-            file,
-            buf: zeros.as_slice(),
-            off,
-        });
-        off += zeros.len() as u64;
-    }
-    let res: Vec<_> = ring.run(&mut ops);
+    let res = write_zeros(ring, file, zeros, start, end);
     let mut st = sh.st.lock();
-    if res.iter().all(|r| r.is_ok()) && st.wal.gen == gen {
+    if res.is_ok() && st.wal.gen == gen {
         st.wal.zeroed_to = st.wal.zeroed_to.max(end);
     }
     sh.order_cv.notify_all();
     drop(st);
-    for r in res {
-        r.map_err(|e| VosError::io(path, e))?;
-    }
-    Ok(())
+    res.map_err(|e| VosError::io(path, e))
 }
 
 /// Can batches continue while a checkpoint is made? Yes with one WAL file per generation on
@@ -734,30 +894,43 @@ fn checkpoint(sh: &Shared, snapshot: Box<Index>, next_lsn: u64, tail_pos: u64) -
     let encode = t0.elapsed();
     let gen = sh.st.lock().wal.gen;
     let new_gen = gen + 1;
-    sh.layout.write_ckpt(new_gen, next_lsn, tail_pos, &body)?;
-    let (wal, path, wal_len) = open_wal(
-        &sh.layout,
-        sh.scm_class,
-        &sh.wal_dir,
-        new_gen,
-        sh.pmem_wal_len,
-        sh.wal_reserve,
-    )?;
-    let mut wal_len = wal_len;
-    if let WalDev::File {
-        limit: u64::MAX, ..
-    } = &wal
-    {
-        if wal_len < sh.wal_chunk {
-            // Zero the new WAL's first chunk now, so the first batch after the switch does not
-            // (a 16 MiB write in its path: 40-80 ms of update stall per checkpoint).
-            wal.zero_range(wal_len, sh.wal_chunk, &path)?;
-            wal_len = sh.wal_chunk;
+    let prepare = || -> Result<(WalDev, PathBuf, u64)> {
+        sh.layout.write_ckpt(new_gen, next_lsn, tail_pos, &body)?;
+        let (wal, path, mut wal_len) = open_wal(
+            &sh.layout,
+            sh.scm_class,
+            &sh.wal_dir,
+            new_gen,
+            sh.pmem_wal_len,
+            sh.wal_reserve,
+        )?;
+        if let WalDev::File {
+            limit: u64::MAX, ..
+        } = &wal
+        {
+            if wal_len < sh.wal_chunk {
+                // Zero the new WAL's first chunk now, so the first batch after the switch does
+                // not (a 16 MiB write in its path: 40-80 ms of update stall per checkpoint).
+                wal.zero_range(wal_len, sh.wal_chunk, &path)?;
+                wal_len = sh.wal_chunk;
+            }
         }
-    }
-    if !matches!(&sh.layout, Layout::Dev(_)) || sh.scm_class == ScmClass::Dcpm {
-        ckpt::sync_dir(&sh.wal_dir)?;
-    }
+        if !matches!(&sh.layout, Layout::Dev(_)) || sh.scm_class == ScmClass::Dcpm {
+            ckpt::sync_dir(&sh.wal_dir)?;
+        }
+        Ok((wal, path, wal_len))
+    };
+    let (wal, path, wal_len) = match prepare() {
+        Ok(x) => x,
+        Err(e) => {
+            if is_nospace(&e) {
+                // The pool goes on with the current checkpoint and WAL: remove the new ones
+                // (recovery would otherwise take a checkpoint whose WAL was never written).
+                sh.layout.discard_gen(&sh.wal_dir, new_gen);
+            }
+            return Err(e);
+        }
+    };
     let tail = {
         let mut st = sh.st.lock();
         // Switch only with no batch in flight: take none, wait for those already taken.
@@ -776,6 +949,7 @@ fn checkpoint(sh: &Shared, snapshot: Box<Index>, next_lsn: u64, tail_pos: u64) -
         st.wal.sealed = true;
         st.wal.alloc = wal_len;
         st.wal.zeroed_to = wal_len;
+        st.wal.nospace_at = None;
         st.last_ckpt.encode = encode;
         st.last_ckpt.total = t0.elapsed();
         st.last_ckpt.bytes = body.len() as u64;

@@ -476,6 +476,20 @@ impl Layout {
         )
     }
 
+    /// Removes the checkpoint and WAL of generation `gen` (a checkpoint that could not be
+    /// completed; the kdev slot needs nothing: the other slot still holds the newest one).
+    pub fn discard_gen(&self, wal_dir: &Path, gen: u64) {
+        if let Layout::Dir { dir } = self {
+            let _ = std::fs::remove_file(dir.join(format!("ckpt.{gen:016x}.tmp")));
+            let _ = std::fs::remove_file(ckpt::ckpt_path(dir, gen));
+            let _ = ckpt::sync_dir(dir);
+        }
+        if !matches!(self, Layout::Dev(_)) || wal_dir != self.path() {
+            let _ = std::fs::remove_file(ckpt::wal_path(wal_dir, gen));
+            let _ = ckpt::sync_dir(wal_dir);
+        }
+    }
+
     /// Removes checkpoints below `gen` and WALs below `wal_below` (`gen`, or `gen - 1` while the
     /// WAL of `gen - 1` holds records written during checkpoint `gen`; see `recovery`).
     pub fn retire(&self, wal_dir: &Path, gen: u64, wal_below: u64) {

@@ -156,6 +156,8 @@ pub(crate) struct Shared {
     /// Flusher threads leave batches without data-file writes to it for `CALLER_GRACE` after.
     pub(crate) caller_seen_ns: std::sync::atomic::AtomicU64,
     pub(crate) opened: std::time::Instant,
+    /// Where submitters send a full WAL's grow retries (the zeroing thread); emptied at stop.
+    pub(crate) grow_tx: Mutex<Option<std::sync::mpsc::Sender<flusher::ZeroJob>>>,
 }
 
 /// One target's versioned object store. Dropping it (or [`VosPool::close`]) flushes what is queued.
@@ -296,6 +298,10 @@ impl VosPool {
                     sealed: info.sealed,
                     ckpt_busy: false,
                     ckpt_running: false,
+                    nospace_at: None,
+                    growing: false,
+                    ckpt_nospace: 0,
+                    ckpt_retry_at: None,
                 },
             }),
             flush_cv: Condvar::new(),
@@ -324,11 +330,13 @@ impl VosPool {
             small_pending: std::sync::atomic::AtomicBool::new(false),
             caller_seen_ns: std::sync::atomic::AtomicU64::new(0),
             opened: Instant::now(),
+            grow_tx: Mutex::new(None),
         });
         let zeros = Arc::new(AlignedBuf::zeroed(sh.wal_chunk as usize));
         let mut threads = Vec::new();
         let (ckpt_tx, ckpt_rx) = std::sync::mpsc::channel();
         let (zero_tx, zero_rx) = std::sync::mpsc::channel();
+        *sh.grow_tx.lock() = Some(zero_tx.clone());
         let senders = flusher::Senders {
             ckpt: ckpt_tx,
             zero: zero_tx,
@@ -433,6 +441,7 @@ impl VosPool {
     fn stop(&mut self) {
         // The checkpoint and zeroing threads exit once every sender is gone.
         self.caller.lock().1 = None;
+        *self.sh.grow_tx.lock() = None;
         self.sh.st.lock().shutdown = true;
         self.sh.flush_cv.notify_all();
         self.sh.order_cv.notify_all();
@@ -458,7 +467,32 @@ impl VosPool {
 
     /// Queues `op` (already validated) in the next WAL batch and applies it to the index.
     fn log(&self, st: &mut State, op: IndexOp, data: Vec<DataWrite>) -> Completion<Result<()>> {
-        let lsn = st.next_lsn + st.pending.builder.nrec() as u64;
+        self.try_log(st, op, data, 0).unwrap_or_else(failed)
+    }
+
+    /// [`log`](Self::log), or `DER_NOSPACE` with nothing queued or applied (and `data`'s extents
+    /// given back) while the WAL cannot grow and `op` does not fit in what it has. `meta` is
+    /// added to the metadata estimate once queued.
+    fn try_log(
+        &self,
+        st: &mut State,
+        op: IndexOp,
+        data: Vec<DataWrite>,
+        meta: u64,
+    ) -> Result<Completion<Result<()>>> {
+        let mark = st.pending.builder.mark();
+        st.pending.builder.push(&op);
+        if st.wal.nospace_at.is_some() {
+            if let Err(e) = self.wal_room(st) {
+                st.pending.builder.truncate(mark);
+                for d in &data {
+                    st.alloc.release(d.off, d.len);
+                }
+                return Err(e);
+            }
+        }
+        st.meta_est += meta;
+        let lsn = st.next_lsn + st.pending.builder.nrec() as u64 - 1;
         match &op {
             IndexOp::Update { cont, oid, .. }
             | IndexOp::Punch { cont, oid, .. }
@@ -468,7 +502,6 @@ impl VosPool {
             | IndexOp::Aggregate { cont, .. }
             | IndexOp::Discard { cont, .. } => st.unacked.mark(lsn, *cont, None),
         }
-        st.pending.builder.push(&op);
         for d in &data {
             st.inflight.insert(d.off, d.buf.clone());
         }
@@ -502,7 +535,40 @@ impl VosPool {
             // A flusher waits either for any work or for the expected batch to fill up.
             self.sh.flush_cv.notify_one();
         }
-        f
+        Ok(f)
+    }
+
+    /// While the WAL cannot grow: does the queued batch (with the record just added) still fit
+    /// in the WAL space already zeroed? If not, `DER_NOSPACE`, and at most every `GROW_RETRY`
+    /// a new try to grow the WAL (on the zeroing thread), so the pool takes updates again once
+    /// space is freed.
+    fn wal_room(&self, st: &mut State) -> Result<()> {
+        let need = st.wal.pos + st.pending.builder.disk_len();
+        if need <= st.wal.alloc {
+            return Ok(());
+        }
+        let retry = st
+            .wal
+            .nospace_at
+            .is_some_and(|t| t.elapsed() >= flusher::GROW_RETRY);
+        if retry && !st.wal.growing && st.wal.alloc == st.wal.zeroed_to {
+            st.wal.nospace_at = Some(Instant::now());
+            if let Some(tx) = &*self.sh.grow_tx.lock() {
+                let _ = tx.send(flusher::ZeroJob {
+                    file: st.wal.file.clone(),
+                    path: st.wal.path.clone(),
+                    gen: st.wal.gen,
+                    start: st.wal.alloc,
+                    end: st.wal.alloc + self.sh.wal_chunk,
+                    grow: true,
+                });
+            }
+        }
+        Err(VosError::NoSpace {
+            tier: "WAL (its file system is full)",
+            need: need - st.wal.pos,
+            free: st.wal.alloc.saturating_sub(st.wal.pos),
+        })
     }
 
     /// The lock, for a mutation: refused once the pool is failed (read-only) or shut down.
@@ -709,7 +775,6 @@ impl VosPool {
                 }
             }
         }
-        st.meta_est += meta_need;
         let op = IndexOp::Update {
             cont: cont.as_u128(),
             oid: oid.as_u128(),
@@ -717,7 +782,8 @@ impl VosPool {
             dkey: dkey.to_vec(),
             iods: op_iods,
         };
-        self.log(&mut st, op, data)
+        self.try_log(&mut st, op, data, meta_need)
+            .unwrap_or_else(failed)
     }
 
     /// Fetches `iods` under `dkey` as of `epoch`.
@@ -854,9 +920,13 @@ impl VosPool {
             Ok(s) => s,
             Err(e) => return failed(e),
         };
-        // Logged ahead of the Aggregate op: its completion (LSN order) covers them.
+        // Logged ahead of the Aggregate op: its completion (LSN order) covers them. One that
+        // does not fit in a full WAL ends the aggregation there (its new extents are reclaimed
+        // at the next open, like those of a failed batch).
         for op in rewrites {
-            drop(self.log(&mut st, op, Vec::new()));
+            if let Err(e) = self.try_log(&mut st, op, Vec::new(), 0) {
+                return failed(e);
+            }
         }
         if !st.index.has_container(cont.as_u128()) {
             return failed(VosError::Nonexist {

@@ -64,6 +64,15 @@ impl BatchBuilder {
     pub fn is_empty(&self) -> bool {
         self.nrec == 0
     }
+    /// Where the builder is now, to [`truncate`](Self::truncate) back to.
+    pub fn mark(&self) -> (usize, u32) {
+        (self.body.len(), self.nrec)
+    }
+    /// Drops the records pushed since `mark`.
+    pub fn truncate(&mut self, mark: (usize, u32)) {
+        self.body.truncate(mark.0);
+        self.nrec = mark.1;
+    }
     pub fn nrec(&self) -> u32 {
         self.nrec
     }
