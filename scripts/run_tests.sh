@@ -5,3 +5,7 @@ cd "$(dirname "$0")/.."
 ./scripts/install_deps.sh
 cargo build --workspace --bins
 cargo test --workspace "$@"
+# vos's scm class `dcpm` (the `pmem` feature, Debian libpmem) is compiled only with the feature:
+# its tests (a libpmem WAL on tmpfs with PMEM_IS_PMEM_FORCE=1) run here.
+cargo test -p vos --features pmem --test dcpm "$@"
+cargo test -p tools --features pmem --bin vos_perf "$@"

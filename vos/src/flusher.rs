@@ -759,9 +759,18 @@ fn write(
     }
     let buf = batch.builder.seal(gen, lsn_first, durable_lsn);
     let end = pos + buf.len() as u64;
+    // Only a WAL file is pre-zeroed; a fixed-size WAL (kdev region, pmem mapping) is used as it
+    // is, and a batch past its end fails in `write_durable` (never waits for zeroing).
+    let plain = matches!(
+        file,
+        WalDev::File {
+            limit: u64::MAX,
+            ..
+        }
+    );
     {
         let mut st = sh.st.lock();
-        while st.wal.zeroed_to < end && st.failed.is_none() && st.wal.gen == gen {
+        while plain && st.wal.zeroed_to < end && st.failed.is_none() && st.wal.gen == gen {
             if st.wal.alloc < end {
                 // The chunk claimed for this batch was given back (the file system filled up
                 // meanwhile): zero just this batch's region, here.

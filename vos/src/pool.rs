@@ -142,6 +142,9 @@ pub(crate) struct Shared {
     pub(crate) wal_chunk: u64,
     /// `PoolConfig::wal_reserve`.
     pub(crate) wal_reserve: u64,
+    /// The WAL is fixed-size (a kdev region, a dcpm mapping): what it is called in a
+    /// `DER_NOSPACE`. Every record is checked against its end at submission.
+    pub(crate) wal_fixed: Option<&'static str>,
     pub(crate) faults: Option<Arc<crate::fault::Faults>>,
     /// (Next LSN whose WAL batch write has not completed, pool failed): a batch is written only
     /// after the one before it, so a valid batch never follows a torn one after a process crash.
@@ -204,6 +207,11 @@ impl VosPool {
         cfg.validate()?;
         let t0 = Instant::now();
         let (layout, hdr, lock) = Layout::open(cfg)?;
+        let wal_fixed = match (&layout, cfg.scm_class) {
+            (_, ScmClass::Dcpm) => Some("pmem WAL"),
+            (Layout::Dev(_), _) => Some("kdev WAL region"),
+            _ => None,
+        };
         let dir = layout.path().to_path_buf();
         let wal_dir = cfg.wal_dir().to_path_buf();
         if cfg.scm_class == ScmClass::Dcpm || cfg.bdev_class != crate::config::BdevClass::Kdev {
@@ -323,6 +331,7 @@ impl VosPool {
             pmem_wal_len: cfg.pmem_wal_len(),
             wal_chunk: align_up(cfg.wal_chunk.max(4096)),
             wal_reserve: cfg.wal_reserve(),
+            wal_fixed,
             faults: cfg.faults.clone(),
             written: Mutex::new((info.next_lsn, false)),
             written_cv: Condvar::new(),
@@ -482,7 +491,7 @@ impl VosPool {
     ) -> Result<Completion<Result<()>>> {
         let mark = st.pending.builder.mark();
         st.pending.builder.push(&op);
-        if st.wal.nospace_at.is_some() {
+        if st.wal.nospace_at.is_some() || self.sh.wal_fixed.is_some() {
             if let Err(e) = self.wal_room(st) {
                 st.pending.builder.truncate(mark);
                 for d in &data {
@@ -538,14 +547,22 @@ impl VosPool {
         Ok(f)
     }
 
-    /// While the WAL cannot grow: does the queued batch (with the record just added) still fit
-    /// in the WAL space already zeroed? If not, `DER_NOSPACE`, and at most every `GROW_RETRY`
-    /// a new try to grow the WAL (on the zeroing thread), so the pool takes updates again once
-    /// space is freed.
+    /// While the WAL cannot grow, or if it is fixed-size: does the queued batch (with the record
+    /// just added) still fit in the WAL space already zeroed (or in the fixed WAL)? If not,
+    /// `DER_NOSPACE` (a fixed WAL has room again after the next checkpoint), and for a WAL file
+    /// at most every `GROW_RETRY` a new try to grow it (on the zeroing thread), so the pool takes
+    /// updates again once space is freed.
     fn wal_room(&self, st: &mut State) -> Result<()> {
         let need = st.wal.pos + st.pending.builder.disk_len();
         if need <= st.wal.alloc {
             return Ok(());
+        }
+        if let Some(tier) = self.sh.wal_fixed {
+            return Err(VosError::NoSpace {
+                tier,
+                need: need - st.wal.pos,
+                free: st.wal.alloc.saturating_sub(st.wal.pos),
+            });
         }
         let retry = st
             .wal

@@ -60,7 +60,7 @@ fn dcpm_wal_survives_reopen_and_checkpoint() {
                     b"d",
                     vec![UpdateIod {
                         akey: b"a".to_vec(),
-                        value: IodValue::Single(val(i)),
+                        value: IodValue::Single(val(i).into()),
                         flags: 0,
                     }],
                 )

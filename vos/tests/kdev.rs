@@ -167,3 +167,88 @@ fn kdev_on_a_real_loop_block_device() {
     assert!(dev.0.starts_with("/dev/loop"), "{}", dev.0);
     roundtrip(Path::new(&dev.0), &d.path().join("scm"));
 }
+
+#[test]
+fn a_full_kdev_wal_region_refuses_updates_until_a_checkpoint_frees_it() {
+    let d = tempfile::tempdir_in("/var/tmp").unwrap();
+    let dev = d.path().join("dev.img");
+    std::fs::File::create(&dev)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    // 64 MiB device: a 16 MiB WAL region, checkpoints from 8 MiB of it on.
+    let mut cfg = kcfg(&d.path().join("scm"), &dev);
+    let faults = std::sync::Arc::new(Faults::default());
+    cfg.faults = Some(faults.clone());
+    let p = VosPool::create(&cfg).unwrap();
+    let c = Uuid::from_u128(3);
+    p.cont_create(c).wait().unwrap();
+    // 16 objects rewritten at one epoch: the WAL grows, the index (and so the checkpoint) stays
+    // small.
+    let put = |i: u64| {
+        p.update(
+            c,
+            Oid::new(0, i % 16),
+            1,
+            0,
+            b"d",
+            vec![UpdateIod {
+                akey: b"a".to_vec(),
+                value: IodValue::Single(vec![(i % 199) as u8; 2000].into()),
+                flags: 0,
+            }],
+        )
+    };
+    // A checkpoint that does not finish: on kdev, batches pause while it is made, so updates
+    // queue until the region (what is written plus what is queued) is full. (Released on drop
+    // too, so a failing assertion does not leave the pool's close waiting for it.)
+    struct Release(std::sync::Arc<Faults>);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            self.0.hold_checkpoints(false);
+        }
+    }
+    faults.hold_checkpoints(true);
+    let _release = Release(faults.clone());
+    let mut last = [None; 16];
+    let mut refused = None;
+    // Bounded: 16 MiB of region holds fewer than 8 000 records of 2 KB.
+    for i in 0..20_000u64 {
+        let f = put(i);
+        if f.is_done() {
+            if let Err(e) = f.wait() {
+                refused = Some((i, e));
+                break;
+            }
+        }
+        last[(i % 16) as usize] = Some(i);
+    }
+    let (at, e) = refused.expect("20 000 updates fit in a 16 MiB WAL region");
+    assert_eq!(e.der(), Der::Nospace, "update {at}: {e}");
+    assert!(e.to_string().contains("kdev WAL region"), "{e}");
+    let t0 = std::time::Instant::now();
+    while !faults.checkpoint_waiting() {
+        assert!(t0.elapsed().as_secs() < 20, "the checkpoint never started");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // The checkpoint completes and the next generation starts at the region's beginning: what
+    // was queued is written and updates are taken again.
+    faults.hold_checkpoints(false);
+    p.checkpoint().wait().unwrap();
+    for i in at + 1..at + 101 {
+        put(i).wait().unwrap();
+        last[(i % 16) as usize] = Some(i);
+    }
+    p.close().unwrap();
+    cfg.faults = None;
+    let p = VosPool::open(&cfg).unwrap();
+    for (k, i) in last.iter().enumerate() {
+        let i = i.unwrap();
+        assert_eq!(
+            common::get_single(&p, c, k as u64, 1),
+            Some(vec![(i % 199) as u8; 2000]),
+            "object {k}: update {i} is the last acknowledged"
+        );
+    }
+    p.close().unwrap();
+}
