@@ -12,6 +12,13 @@ use daos_common::{DaosErrno, Der};
 use uuid::Uuid;
 use vos::*;
 
+/// A file of `len` bytes named `name` in `dir` (a fixed-size "device").
+fn sized_file(dir: &Path, name: &str, len: u64) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::File::create(&p).unwrap().set_len(len).unwrap();
+    p
+}
+
 fn kcfg(scm: &Path, dev: &Path) -> PoolConfig {
     let mut c = PoolConfig::new(scm, dev);
     c.bdev_class = "kdev".parse().unwrap();
@@ -77,22 +84,14 @@ fn roundtrip(dev: &Path, scm: &Path) {
 #[test]
 fn kdev_on_a_fixed_size_file() {
     let d = tempfile::tempdir_in("/var/tmp").unwrap();
-    let dev = d.path().join("dev.img");
-    std::fs::File::create(&dev)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
+    let dev = sized_file(d.path(), "dev.img", 64 << 20);
     roundtrip(&dev, &d.path().join("scm"));
 }
 
 #[test]
 fn kdev_damaged_newest_checkpoint_slot_in_use_is_an_error() {
     let d = tempfile::tempdir_in("/var/tmp").unwrap();
-    let dev = d.path().join("dev.img");
-    std::fs::File::create(&dev)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
+    let dev = sized_file(d.path(), "dev.img", 64 << 20);
     let cfg = kcfg(&d.path().join("scm"), &dev);
     let p = VosPool::create(&cfg).unwrap();
     let c = Uuid::from_u128(9);
@@ -119,18 +118,10 @@ fn kdev_damaged_newest_checkpoint_slot_in_use_is_an_error() {
 #[test]
 fn kdev_too_small_and_unformatted_devices_are_clear_errors() {
     let d = tempfile::tempdir_in("/var/tmp").unwrap();
-    let dev = d.path().join("small.img");
-    std::fs::File::create(&dev)
-        .unwrap()
-        .set_len(1 << 20)
-        .unwrap();
+    let dev = sized_file(d.path(), "small.img", 1 << 20);
     let e = VosPool::create(&kcfg(&d.path().join("scm"), &dev)).unwrap_err();
     assert!(e.to_string().contains("16 MiB minimum"), "{e}");
-    let dev = d.path().join("blank.img");
-    std::fs::File::create(&dev)
-        .unwrap()
-        .set_len(32 << 20)
-        .unwrap();
+    let dev = sized_file(d.path(), "blank.img", 32 << 20);
     let e = VosPool::open(&kcfg(&d.path().join("scm"), &dev)).unwrap_err();
     assert!(e.to_string().contains("create it first"), "{e}");
 }
@@ -147,11 +138,7 @@ impl Drop for Loop {
 #[test]
 fn kdev_on_a_real_loop_block_device() {
     let d = tempfile::tempdir_in("/var/tmp").unwrap();
-    let img = d.path().join("loop.img");
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
+    let img = sized_file(d.path(), "loop.img", 64 << 20);
     let out = match Command::new("losetup")
         .args(["-f", "--show", "--direct-io=on"])
         .arg(&img)
@@ -171,11 +158,7 @@ fn kdev_on_a_real_loop_block_device() {
 #[test]
 fn a_full_kdev_wal_region_refuses_updates_until_a_checkpoint_frees_it() {
     let d = tempfile::tempdir_in("/var/tmp").unwrap();
-    let dev = d.path().join("dev.img");
-    std::fs::File::create(&dev)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
+    let dev = sized_file(d.path(), "dev.img", 64 << 20);
     // 64 MiB device: a 16 MiB WAL region, checkpoints from 8 MiB of it on.
     let mut cfg = kcfg(&d.path().join("scm"), &dev);
     let faults = std::sync::Arc::new(Faults::default());
