@@ -55,6 +55,22 @@ fn fetch_single(p: &VosPool, c: Uuid, o: Oid) -> Option<Vec<u8>> {
     }
 }
 
+/// Updates the single value "sv" of `o` (dkey "d", epoch 1) with `v`.
+fn put_single(p: &VosPool, c: Uuid, o: Oid, v: IoBuf) -> Completion<Result<(), VosError>> {
+    p.update(
+        c,
+        o,
+        1,
+        0,
+        b"d",
+        vec![UpdateIod {
+            akey: b"sv".to_vec(),
+            value: IodValue::Single(v),
+            flags: 0,
+        }],
+    )
+}
+
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(13).wrapping_add(seed))
@@ -101,29 +117,17 @@ fn aligned_values_read_back_exactly_before_and_after_reopen() {
             }],
         ));
     }
-    waits.push(p.update(
+    waits.push(put_single(
+        &p,
         c,
         Oid::new(1, 0),
-        1,
-        0,
-        b"d",
-        vec![UpdateIod {
-            akey: b"sv".to_vec(),
-            value: IodValue::Single(IoBuf::aligned(padded.clone(), short.len()).unwrap()),
-            flags: 0,
-        }],
+        IoBuf::aligned(padded.clone(), short.len()).unwrap(),
     ));
-    waits.push(p.update(
+    waits.push(put_single(
+        &p,
         c,
         Oid::new(1, 1),
-        1,
-        0,
-        b"d",
-        vec![UpdateIod {
-            akey: b"sv".to_vec(),
-            value: IodValue::Single(IoBuf::aligned(small.clone(), 4).unwrap()),
-            flags: 0,
-        }],
+        IoBuf::aligned(small.clone(), 4).unwrap(),
     ));
     for w in waits {
         w.wait().unwrap();
@@ -160,17 +164,11 @@ fn the_buffer_is_the_callers_again_once_its_updates_complete() {
             .copy_from_slice(&v);
         let waits: Vec<_> = (0..4u64)
             .map(|i| {
-                p.update(
+                put_single(
+                    &p,
                     c,
                     Oid::new(round as u64, i),
-                    1,
-                    0,
-                    b"d",
-                    vec![UpdateIod {
-                        akey: b"sv".to_vec(),
-                        value: IodValue::Single(IoBuf::aligned(buf.clone(), v.len()).unwrap()),
-                        flags: 0,
-                    }],
+                    IoBuf::aligned(buf.clone(), v.len()).unwrap(),
                 )
             })
             .collect();
