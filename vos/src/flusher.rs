@@ -79,6 +79,19 @@ impl WalDev {
         }
     }
 
+    /// The file of a WAL that grows (a whole file on the bdev tier, pre-zeroed ahead of where
+    /// batches go); None for a fixed-size WAL (a kdev region, a pmem mapping).
+    pub(crate) fn growable(&self) -> Option<&Arc<File>> {
+        match self {
+            WalDev::File {
+                file,
+                limit: u64::MAX,
+                ..
+            } => Some(file),
+            _ => None,
+        }
+    }
+
     /// Zeroes `[from, to)` durably (recovery discards a torn tail this way).
     pub fn zero_range(&self, from: u64, to: u64, path: &Path) -> Result<()> {
         let zeros = AlignedBuf::zeroed((to - from) as usize);
@@ -454,12 +467,7 @@ fn wal_full(sh: &Shared, st: &mut crate::pool::State, e: &VosError) {
 /// A grow retry: zeroes the chunk past the end of a full WAL; if that worked, the WAL takes
 /// records there again.
 fn grow_wal(sh: &Shared, ring: &mut Ring, zeros: &AlignedBuf, job: &ZeroJob) -> Result<()> {
-    let WalDev::File {
-        file,
-        limit: u64::MAX,
-        ..
-    } = &*job.file
-    else {
+    let Some(file) = job.file.growable() else {
         return Ok(());
     };
     {
@@ -656,13 +664,7 @@ fn take(sh: &Shared, who: Taker) -> Option<Job> {
     st.wal.pos += len;
     let mut zero = None;
     let mut zero_later = None;
-    let plain = matches!(
-        &*st.wal.file,
-        WalDev::File {
-            limit: u64::MAX,
-            ..
-        }
-    );
+    let plain = st.wal.file.growable().is_some();
     if pos + len > st.wal.alloc {
         // This batch's own region is not claimed yet: zero it before writing (only what it
         // needs while the WAL's file system is full: it was queued before that was known).
@@ -761,13 +763,7 @@ fn write(
     let end = pos + buf.len() as u64;
     // Only a WAL file is pre-zeroed; a fixed-size WAL (kdev region, pmem mapping) is used as it
     // is, and a batch past its end fails in `write_durable` (never waits for zeroing).
-    let plain = matches!(
-        file,
-        WalDev::File {
-            limit: u64::MAX,
-            ..
-        }
-    );
+    let plain = file.growable().is_some();
     {
         let mut st = sh.st.lock();
         while plain && st.wal.zeroed_to < end && st.failed.is_none() && st.wal.gen == gen {
@@ -849,12 +845,7 @@ fn zero_wal(
     end: u64,
     zeros: &AlignedBuf,
 ) -> Result<()> {
-    let WalDev::File {
-        file,
-        limit: u64::MAX,
-        ..
-    } = file
-    else {
+    let Some(file) = file.growable() else {
         return Ok(());
     };
     {
@@ -913,16 +904,11 @@ fn checkpoint(sh: &Shared, snapshot: Box<Index>, next_lsn: u64, tail_pos: u64) -
             sh.pmem_wal_len,
             sh.wal_reserve,
         )?;
-        if let WalDev::File {
-            limit: u64::MAX, ..
-        } = &wal
-        {
-            if wal_len < sh.wal_chunk {
-                // Zero the new WAL's first chunk now, so the first batch after the switch does
-                // not (a 16 MiB write in its path: 40-80 ms of update stall per checkpoint).
-                wal.zero_range(wal_len, sh.wal_chunk, &path)?;
-                wal_len = sh.wal_chunk;
-            }
+        if wal.growable().is_some() && wal_len < sh.wal_chunk {
+            // Zero the new WAL's first chunk now, so the first batch after the switch does not
+            // (a 16 MiB write in its path: 40-80 ms of update stall per checkpoint).
+            wal.zero_range(wal_len, sh.wal_chunk, &path)?;
+            wal_len = sh.wal_chunk;
         }
         if !matches!(&sh.layout, Layout::Dev(_)) || sh.scm_class == ScmClass::Dcpm {
             ckpt::sync_dir(&sh.wal_dir)?;

@@ -557,17 +557,11 @@ impl VosPool {
         if need <= st.wal.alloc {
             return Ok(());
         }
-        if let Some(tier) = self.sh.wal_fixed {
-            return Err(VosError::NoSpace {
-                tier,
-                need: need - st.wal.pos,
-                free: st.wal.alloc.saturating_sub(st.wal.pos),
-            });
-        }
-        let retry = st
-            .wal
-            .nospace_at
-            .is_some_and(|t| t.elapsed() >= flusher::GROW_RETRY);
+        let retry = self.sh.wal_fixed.is_none()
+            && st
+                .wal
+                .nospace_at
+                .is_some_and(|t| t.elapsed() >= flusher::GROW_RETRY);
         if retry && !st.wal.growing && st.wal.alloc == st.wal.zeroed_to {
             st.wal.nospace_at = Some(Instant::now());
             if let Some(tx) = &*self.sh.grow_tx.lock() {
@@ -582,7 +576,7 @@ impl VosPool {
             }
         }
         Err(VosError::NoSpace {
-            tier: "WAL (its file system is full)",
+            tier: self.sh.wal_fixed.unwrap_or("WAL (its file system is full)"),
             need: need - st.wal.pos,
             free: st.wal.alloc.saturating_sub(st.wal.pos),
         })
@@ -686,8 +680,8 @@ impl VosPool {
         let big = |b: &IoBuf| {
             (b.len() > thr).then(|| {
                 let len = crate::uring::align_up(b.len() as u64);
-                let buf = match b.aligned_parts() {
-                    Some((a, _)) => a.clone(),
+                let buf = match b.aligned_buf() {
+                    Some(a) => a.clone(),
                     None => Arc::new(AlignedBuf::from_slice(b)),
                 };
                 (buf, len, crc32c::crc32c(b))

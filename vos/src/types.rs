@@ -130,13 +130,11 @@ impl IoBuf {
         }
     }
 
-    /// The aligned buffer behind this value and its length, if it was given as one.
-    pub(crate) fn aligned_parts(
-        &self,
-    ) -> Option<(&std::sync::Arc<crate::uring::AlignedBuf>, usize)> {
+    /// The aligned buffer behind this value, if it was given as one.
+    pub(crate) fn aligned_buf(&self) -> Option<&std::sync::Arc<crate::uring::AlignedBuf>> {
         match &self.0 {
             Repr::Vec(_) => None,
-            Repr::Aligned(b, n) => Some((b, *n)),
+            Repr::Aligned(b, _) => Some(b),
         }
     }
 }
