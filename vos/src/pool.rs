@@ -480,7 +480,8 @@ impl VosPool {
     }
 
     /// [`log`](Self::log), or `DER_NOSPACE` with nothing queued or applied (and `data`'s extents
-    /// given back) while the WAL cannot grow and `op` does not fit in what it has. `meta` is
+    /// given back) when `op` does not fit in the WAL (one that cannot grow: a full file system,
+    /// or a fixed-size kdev region / pmem mapping; see `wal_room`). `meta` is
     /// added to the metadata estimate once queued.
     fn try_log(
         &self,
